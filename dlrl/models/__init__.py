@@ -1,0 +1,36 @@
+"""Masked-DLM model layer: native LLaDA, family specs, the ``MaskedDLM`` interface, loading."""
+
+from dlrl.models.families import FAMILIES, FamilySpec, detect_family, get_family
+from dlrl.models.interface import MaskedDLM, as_masked_dlm, unwrap_model
+from dlrl.models.llada import LLaDAModelLM
+from dlrl.models.llada_config import LLaDAConfig
+from dlrl.models.loading import load_model, load_tokenizer
+from dlrl.models.lora import LLADA_LORA_TARGETS, apply_lora
+
+__all__ = [
+    "FAMILIES",
+    "LLADA_LORA_TARGETS",
+    "FamilySpec",
+    "LLaDAConfig",
+    "LLaDAModelLM",
+    "MaskedDLM",
+    "apply_lora",
+    "as_masked_dlm",
+    "detect_family",
+    "get_family",
+    "load_model",
+    "load_tokenizer",
+    "unwrap_model",
+]
+
+
+def _register_auto_classes() -> None:
+    """Let ``AutoConfig``/``AutoModel`` resolve ``model_type="llada"`` without remote code."""
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+
+    AutoConfig.register("llada", LLaDAConfig, exist_ok=True)
+    AutoModel.register(LLaDAConfig, LLaDAModelLM, exist_ok=True)
+    AutoModelForMaskedLM.register(LLaDAConfig, LLaDAModelLM, exist_ok=True)
+
+
+_register_auto_classes()

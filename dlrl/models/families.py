@@ -1,0 +1,57 @@
+"""Per-family facts every other module needs: mask id, logit alignment, attention shape, loader.
+
+A family is detected from a config's ``model_type`` (or named explicitly). Adding a family is
+one ``FamilySpec`` entry here plus, if it needs one, a loader in ``dlrl.models.loading``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlrl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What differs between masked-DLM families.
+
+    Attributes:
+        name: family key used in recipes (``model.family``).
+        shifted: True when position i predicts token i+1 (Dream, adapted from an AR model);
+            :class:`dlrl.models.MaskedDLM` re-aligns such logits so position i predicts token i.
+        attention: ``"full"`` (bidirectional over the whole canvas) or ``"block"`` (block-causal
+            block diffusion, e.g. DiffusionGemma).
+        loader: ``"native"`` (dlrl's own implementation), ``"remote"`` (the checkpoint's own code,
+            from the local directory), or ``"auto_masked_lm"`` (transformers' AutoModelForMaskedLM).
+        default_mask_token_id: used when neither config nor tokenizer names one.
+        model_types: config ``model_type`` values that identify the family.
+    """
+
+    name: str
+    shifted: bool
+    attention: str
+    loader: str
+    default_mask_token_id: int | None
+    model_types: tuple[str, ...]
+
+
+FAMILIES: dict[str, FamilySpec] = {
+    "llada": FamilySpec("llada", False, "full", "native", 126336, ("llada",)),
+    "dream": FamilySpec("dream", True, "full", "remote", 151666, ("dream", "Dream")),
+    "diffusion_gemma": FamilySpec("diffusion_gemma", False, "block", "auto_masked_lm", None, ("diffusion_gemma",)),
+    "masked_lm": FamilySpec("masked_lm", False, "full", "auto_masked_lm", None, ()),
+}
+
+
+def get_family(name: str) -> FamilySpec:
+    if name not in FAMILIES:
+        raise ConfigError(f"model.family={name!r} is unknown; valid: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def detect_family(model_type: str | None) -> FamilySpec:
+    """Family for a config ``model_type``; anything unknown is treated as a generic masked LM."""
+    for spec in FAMILIES.values():
+        if model_type in spec.model_types:
+            return spec
+    return FAMILIES["masked_lm"]

@@ -1,0 +1,274 @@
+"""Native LLaDA: a bidirectional LLaMA-style transformer with the official parameter names.
+
+Loads an unmodified LLaDA-8B-{Base,Instruct} checkpoint directory with
+``LLaDAModelLM.from_pretrained(local_dir)`` (no ``trust_remote_code``). Differences from the
+official ``modeling_llada.py``, both deliberate:
+
+* a 2-D ``attention_mask`` hides padded keys *and* numbers real tokens from 0
+  (``config.position_ids_from_mask``), so a left-padded row yields the same logits on its real
+  tokens as the unpadded row. The official code gives pads positions and lets them be attended.
+* an optional KV cache for the rollout engine's approximate modes (``prefix``/``dual``): keys
+  may be appended to (prefix) or spliced into (dual) a cache of per-layer ``(k, v)`` tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from dlrl.models.llada_config import LLaDAConfig
+
+KV = tuple[torch.Tensor, torch.Tensor]  # ([B, H_kv, L, hd], [B, H_kv, L, hd])
+
+
+class LLaDANorm(nn.Module):
+    """RMSNorm (``rms``, ``gemma_rms``) or LayerNorm (``default``), computed in float32 like the official code."""
+
+    def __init__(self, config: LLaDAConfig, size: int):
+        super().__init__()
+        self.kind = config.layer_norm_type
+        self.eps = config.rms_norm_eps if self.kind != "default" else 1e-5
+        if config.layer_norm_with_affine:
+            self.weight = nn.Parameter(torch.ones(size))
+            self.bias = nn.Parameter(torch.zeros(size)) if config.bias_for_layer_norm else None
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        xf = x.float()
+        if self.kind == "default":
+            xf = F.layer_norm(xf, xf.shape[-1:], eps=self.eps)
+        else:
+            xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        x = xf.to(dtype)
+        if self.weight is None:
+            return x
+        weight = self.weight + 1 if self.kind == "gemma_rms" else self.weight
+        return weight * x + self.bias if self.bias is not None else weight * x
+
+
+def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary tables for ``position_ids`` [B, L] → cos, sin [B, 1, L, head_dim] in float32."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float) / head_dim))
+    freqs = position_ids.float()[..., None] * inv_freq  # [B, L, hd/2]
+    emb = torch.cat((freqs, freqs), dim=-1)[:, None]
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, full_precision: bool) -> torch.Tensor:
+    """Rotate ``x`` [B, H, L, hd] by half-split rotation (the official ``rotate_half``)."""
+    dtype = x.dtype
+    if full_precision:
+        x = x.float()
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return (x * cos.to(x.dtype) + rotated * sin.to(x.dtype)).to(dtype)
+
+
+_ACT = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
+
+
+class LLaDALlamaBlock(GradientCheckpointingLayer):
+    """Pre-norm block: bidirectional SDPA attention + SiLU-gated MLP (official ``LLaDALlamaBlock``)."""
+
+    def __init__(self, config: LLaDAConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        d, hd = config.d_model, config.d_model // config.n_heads
+        kv_dim = config.effective_n_kv_heads * hd
+        qkv_bias = bool(config.include_bias or config.include_qkv_bias)
+        self.attn_norm = LLaDANorm(config, d)
+        self.ff_norm = LLaDANorm(config, d)
+        self.q_proj = nn.Linear(d, d, bias=qkv_bias)
+        self.k_proj = nn.Linear(d, kv_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(d, kv_dim, bias=qkv_bias)
+        self.attn_out = nn.Linear(d, d, bias=config.include_bias)
+        self.ff_proj = nn.Linear(d, config.mlp_hidden, bias=config.include_bias)
+        self.up_proj = nn.Linear(d, config.mlp_hidden, bias=config.include_bias)
+        self.ff_out = nn.Linear(config.mlp_hidden, d, bias=config.include_bias)
+        if config.attention_layer_norm:
+            self.q_norm = LLaDANorm(config, d)
+            self.k_norm = LLaDANorm(config, kv_dim)
+        self.act = _ACT[config.activation_type]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        past: KV | None = None,
+        cache_splice: tuple[int, int] | None = None,
+    ) -> tuple[torch.Tensor, KV]:
+        cfg = self.config
+        B, L, _ = x.shape
+        H, Hkv, hd = cfg.n_heads, cfg.effective_n_kv_heads, cfg.d_model // cfg.n_heads
+        h = self.attn_norm(x)
+        q, k, v = self.q_proj(h), self.k_proj(h), self.v_proj(h)
+        if cfg.attention_layer_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.view(B, L, H, hd).transpose(1, 2)
+        k = k.view(B, L, Hkv, hd).transpose(1, 2)
+        v = v.view(B, L, Hkv, hd).transpose(1, 2)
+        if cfg.rope:
+            q = apply_rope(q, cos, sin, cfg.rope_full_precision)
+            k = apply_rope(k, cos, sin, cfg.rope_full_precision)
+        if past is not None:
+            pk, pv = past
+            if cache_splice is None:  # prefix cache: the queries follow the cached keys
+                k, v = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
+            else:  # dual cache: the queries replace positions [s, e) of a full-canvas cache
+                s, e = cache_splice
+                k = torch.cat((pk[:, :, :s], k, pk[:, :, e:]), dim=2)
+                v = torch.cat((pv[:, :, :s], v, pv[:, :, e:]), dim=2)
+        present = (k, v)
+        if Hkv != H:
+            k = k.repeat_interleave(H // Hkv, dim=1)
+            v = v.repeat_interleave(H // Hkv, dim=1)
+        dropout = cfg.attention_dropout if self.training else 0.0
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=False)
+        x = x + self.attn_out(att.transpose(1, 2).reshape(B, L, cfg.d_model))
+        h = self.ff_norm(x)
+        x = x + self.ff_out(self.act(self.ff_proj(h)) * self.up_proj(h))
+        return x, present
+
+
+class LLaDAPreTrainedModel(PreTrainedModel):
+    config_class = LLaDAConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["LLaDALlamaBlock"]
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.init_std
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, std)
+        elif isinstance(module, LLaDANorm) and module.weight is not None:
+            module.weight.fill_(0.0 if module.kind == "gemma_rms" else 1.0)
+            if module.bias is not None:
+                module.bias.zero_()
+
+
+class LLaDAModel(nn.Module):
+    """``model.transformer.{wte, blocks.N, ln_f, ff_out}`` — the official module tree."""
+
+    def __init__(self, config: LLaDAConfig):
+        super().__init__()
+        self.config = config
+        modules = {
+            "wte": nn.Embedding(config.output_size, config.d_model),
+            "blocks": nn.ModuleList(LLaDALlamaBlock(config, i) for i in range(config.n_layers)),
+            "ln_f": LLaDANorm(config, config.d_model),
+        }
+        if not config.weight_tying:
+            modules["ff_out"] = nn.Linear(config.d_model, config.output_size, bias=config.include_bias)
+        self.transformer = nn.ModuleDict(modules)
+        self.emb_drop = nn.Dropout(config.embedding_dropout)
+
+
+class LLaDAModelLM(LLaDAPreTrainedModel):
+    """LLaDA masked-diffusion LM. ``forward(input_ids [B, L]) → .logits [B, L, V]`` (unshifted).
+
+    Cache arguments (used only by the rollout engine's approximate modes):
+      * ``past_key_values`` — per-layer ``(k, v)`` [B, H_kv, L_past, hd];
+      * ``cache_splice=(s, e)`` — the queries are canvas positions [s, e) and replace those
+        positions of a full-canvas cache (dual cache); without it they are appended (prefix cache);
+      * ``attention_mask`` [B, L_keys] always covers the whole key sequence.
+
+    ``logits_to_keep=n`` (transformers' convention) computes logits for the last n positions only,
+    so estimators never pay for the prompt's [B, P, V] logits.
+    """
+
+    def __init__(self, config: LLaDAConfig):
+        super().__init__(config)
+        self.model = LLaDAModel(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.transformer.wte
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.transformer.wte = value
+
+    def get_output_embeddings(self):
+        return None if self.config.weight_tying else self.model.transformer.ff_out
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: list[KV] | tuple[KV, ...] | None = None,
+        use_cache: bool = False,
+        cache_splice: tuple[int, int] | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        cfg, tr = self.config, self.model.transformer
+        x = inputs_embeds if inputs_embeds is not None else tr.wte(input_ids)
+        B, L = x.shape[:2]
+        past_len = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        if cache_splice is not None:
+            s, e = cache_splice
+            if past_key_values is None or e - s != L:
+                raise ValueError(f"cache_splice={cache_splice} needs a full-canvas cache and {e - s} query tokens")
+            key_len, q_start = past_len, s
+        else:
+            key_len, q_start = past_len + L, past_len
+        if attention_mask is not None and attention_mask.dim() == 2 and attention_mask.shape[1] != key_len:
+            raise ValueError(f"attention_mask covers {attention_mask.shape[1]} keys, expected {key_len}")
+        if position_ids is None:
+            position_ids = self._positions(attention_mask, B, key_len, x.device)[:, q_start : q_start + L]
+        attn_mask = self._sdpa_mask(attention_mask, x.dtype)
+        if cfg.input_emb_norm:
+            x = x * cfg.d_model**0.5
+        x = self.model.emb_drop(x)
+        cos, sin = rope_cos_sin(position_ids, cfg.d_model // cfg.n_heads, cfg.rope_theta)
+        presents = []
+        for i, block in enumerate(tr.blocks):
+            past = None if past_key_values is None else past_key_values[i]
+            x, kv = block(x, cos, sin, attn_mask, past, cache_splice)
+            if use_cache:
+                presents.append(kv)
+        if logits_to_keep:  # only the last positions (the completion) need the [*, V] head
+            x = x[:, -logits_to_keep:]
+        x = tr.ln_f(x)
+        weight = tr.wte.weight if cfg.weight_tying else tr.ff_out.weight
+        bias = None if cfg.weight_tying else tr.ff_out.bias
+        logits = F.linear(x, weight, bias)
+        if cfg.scale_logits:
+            logits = logits * (1.0 / math.sqrt(cfg.d_model))
+        return CausalLMOutputWithPast(logits=logits, past_key_values=tuple(presents) if use_cache else None)
+
+    def _positions(self, attention_mask, batch: int, length: int, device) -> torch.Tensor:
+        """[B, length] positions of the full key sequence; real tokens count from 0 when masked."""
+        if attention_mask is not None and attention_mask.dim() == 2 and self.config.position_ids_from_mask:
+            return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        return torch.arange(length, device=device).expand(batch, length)
+
+    @staticmethod
+    def _sdpa_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+        """2-D key mask [B, Lk] → boolean [B, 1, 1, Lk]; a 4-D mask passes through; all-ones → None."""
+        if attention_mask is None:
+            return None
+        if attention_mask.dim() == 4:
+            return attention_mask if attention_mask.dtype == torch.bool else attention_mask.to(dtype)
+        if bool(attention_mask.all()):
+            return None
+        return attention_mask.bool()[:, None, None, :]

@@ -1,0 +1,109 @@
+"""The embedded tiny model: a character tokenizer for the synthetic tasks and a small LLaDA.
+
+It lives in ``dlrl/assets/tiny`` (a few MB) so the demo and the tests never touch a hub.
+``python -m dlrl.models.tiny --out DIR`` rebuilds a randomly initialised copy; the SFT pipeline
+(``make tiny-model``) replaces the weights with trained ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+TINY_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny"
+
+PAD, BOS, EOS, MASK, UNK = "<|pad|>", "<|bos|>", "<|eot|>", "<|mask|>", "<|unk|>"
+SPECIAL_TOKENS = [PAD, BOS, EOS, MASK, UNK]
+# Multi-character pieces the synthetic tasks and rewards use; atomic so a tag is one token.
+ATOMIC_TOKENS = [
+    "<|system|>", "<|user|>", "<|assistant|>",
+    "<reasoning>", "</reasoning>", "<answer>", "</answer>", "\\boxed{", "####", "```python", "```",
+]  # fmt: skip
+CHARS = ["\n"] + [chr(c) for c in range(32, 127)]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def build_tokenizer():
+    """A character-level ``PreTrainedTokenizerFast`` (vocab ≈ 112) with atomic task tags."""
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + CHARS)}
+    # BPE without merges splits into characters; Fuse joins them back without spaces.
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK))
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token=PAD,
+        bos_token=BOS,
+        eos_token=EOS,
+        mask_token=MASK,
+        unk_token=UNK,
+        padding_side="left",
+    )
+    tok.add_tokens(ATOMIC_TOKENS)
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def tiny_config(tokenizer, **overrides):
+    """LLaDA-architecture config sized for CPU tests (~1M parameters)."""
+    from dlrl.models.llada_config import LLaDAConfig
+
+    vocab = -(-len(tokenizer) // 8) * 8  # pad the embedding to a multiple of 8, as LLaDA does
+    fields = dict(
+        d_model=128,
+        n_heads=4,
+        n_kv_heads=4,
+        n_layers=4,
+        mlp_hidden_size=384,
+        max_sequence_length=512,
+        rope_theta=10000.0,
+        vocab_size=vocab,
+        embedding_size=vocab,
+        mask_token_id=tokenizer.mask_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        init_std=0.02,
+    )
+    fields.update(overrides)
+    return LLaDAConfig(**fields)
+
+
+def build_random_tiny(seed: int = 0, **overrides):
+    """(model, tokenizer) with freshly initialised weights, reproducible from ``seed``."""
+    import torch
+
+    from dlrl.models.llada import LLaDAModelLM
+
+    tok = build_tokenizer()
+    torch.manual_seed(seed)
+    model = LLaDAModelLM(tiny_config(tok, **overrides))
+    return model, tok
+
+
+def save_tiny(out_dir: str | Path, seed: int = 0) -> Path:
+    out = Path(out_dir)
+    model, tok = build_random_tiny(seed)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "dlrl_tiny.json").write_text(json.dumps({"trained": False, "seed": seed}, indent=2) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write a randomly initialised tiny LLaDA + tokenizer.")
+    parser.add_argument("--out", default=str(TINY_DIR))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(f"wrote {save_tiny(args.out, args.seed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
