@@ -1,0 +1,3 @@
+from dlrl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""diffu-GRPO (d1; Zhao et al. 2025, "d1: Scaling Reasoning in Diffusion LLMs via RL").
+
+Estimator ``one_step``: one forward of [q̃ | M…M] — the whole completion masked, each prompt
+token masked with p = 0.15, a fresh prompt mask per μ-iteration; per-token log-probs read off
+that pass (mean-field). Objective: clipped GRPO with k3 KL. Defaults: d1's GSM8K/MATH config.
+"""
+
+from dlrl.algorithms.base import Algorithm, register
+
+DIFFU_GRPO = register(
+    Algorithm(
+        name="diffu_grpo",
+        estimator="one_step",
+        defaults=dict(
+            num_generations=6,
+            num_iterations=12,  # d1 uses 8 for Countdown/Sudoku
+            beta=0.04,
+            epsilon=0.5,
+            temperature=0.9,
+            learning_rate=3e-6,
+            p_mask_prompt=0.15,
+            loss_type="grpo",
+            scale_rewards="group",
+        ),
+        paper="Zhao et al. 2025, d1 (arXiv 2504.12216), §3.2",
+    )
+)

@@ -1,0 +1,47 @@
+"""Recipe → trainer: validate everything cheap first, then load the model and run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def prepare_recipe(path: str | Path, overrides: list[str] | None = None, resume: bool = False):
+    """Parse and validate a GRPO recipe and its reward functions (no model is loaded)."""
+    from dlrl.recipe import load_recipe
+    from dlrl.rewards import load_reward_function
+
+    recipe = load_recipe(path, overrides)
+    config = recipe.training_config()
+    if resume:
+        config.resume = True
+    funcs = [load_reward_function(spec, base_dir=str(recipe.base_dir)) for spec in recipe.reward_funcs]
+    return recipe, config, funcs
+
+
+def build_trainer(recipe, config, funcs):
+    """Load tokenizer, model and data, and construct the trainer the algorithm names."""
+    import torch
+
+    from dlrl.models import load_model, load_tokenizer
+    from dlrl.trainer import DiffusionGRPOTrainer
+    from dlrl.trainer.data import load_records
+
+    spec = recipe.model
+    tokenizer = load_tokenizer(spec.tokenizer or spec.path)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(spec.dtype)
+    if spec.dtype == "auto":
+        dtype = torch.bfloat16 if (config.bf16 and torch.cuda.is_available()) else torch.float32
+    model = load_model(spec.path, family=spec.family, dtype=dtype, tokenizer=tokenizer, mask_token_id=spec.mask_token_id)
+    records = load_records(recipe.dataset, recipe.base_dir)
+    config.prompt_column = recipe.dataset.prompt_column
+    return DiffusionGRPOTrainer(model, tokenizer, funcs, records, config, lora=recipe.lora)
+
+
+def run_recipe(path: str | Path, overrides: list[str] | None = None, resume: bool = False) -> dict:
+    recipe, config, funcs = prepare_recipe(path, overrides, resume)
+    trainer = build_trainer(recipe, config, funcs)
+    try:
+        return trainer.train()
+    finally:
+        trainer.accelerator.wait_for_everyone()
+        trainer.accelerator.end_training()

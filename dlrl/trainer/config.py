@@ -1,0 +1,105 @@
+"""``DiffusionGRPOConfig``: TRL's ``GRPOConfig`` plus the fields a masked DLM needs.
+
+Every TRL field keeps its meaning (``num_generations``, ``num_iterations`` (μ), ``beta``,
+``epsilon``/``epsilon_high``, ``loss_type``, ``scale_rewards``, ``reward_weights``,
+``temperature``, ``top_p``/``top_k``, ``learning_rate``, …). The TRL fields that only make sense
+for an autoregressive generator (vLLM, tool calling, continuous batching) are accepted but
+ignored; ``validate()`` refuses the ones that would silently change meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import GRPOConfig
+
+from dlrl.errors import ConfigError
+
+REMASKING = ("low_confidence", "random", "margin", "entropy", "threshold")
+CACHE_MODES = ("none", "prefix", "dual")
+LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo", "token_mean", "sequence_mean")
+SCALE_REWARDS = ("group", "batch", "none")
+ON_REWARD_ERROR = ("zero", "raise")
+
+
+@dataclass
+class DiffusionGRPOConfig(GRPOConfig):
+    """GRPO configuration for masked diffusion LMs (extends ``trl.GRPOConfig``).
+
+    Batch semantics: each optimizer step on each process consumes
+    ``per_device_train_batch_size × gradient_accumulation_steps`` completions, i.e. that number
+    divided by ``num_generations`` prompts. A rollout batch is reused for ``num_iterations`` (μ)
+    optimizer steps, each with a fresh estimator seed. ``max_steps`` counts optimizer steps.
+    """
+
+    # --- rollout (dlrl.rollout.RolloutConfig) ---------------------------------------------
+    gen_length: int | None = field(default=None, metadata={"help": "Completion length; None → max_completion_length."})
+    block_length: int = field(default=32, metadata={"help": "Semi-autoregressive block length (divides gen_length)."})
+    diffusion_steps: int | None = field(default=None, metadata={"help": "Denoising steps over the whole completion; None → gen_length // 2."})
+    remasking: str = field(default="low_confidence", metadata={"help": f"Which tokens to commit: {', '.join(REMASKING)}."})
+    threshold: float | None = field(default=None, metadata={"help": "Confidence τ for remasking='threshold'."})
+    cfg_scale: float = field(default=0.0, metadata={"help": "Classifier-free guidance scale (0 = off)."})
+    cache: str = field(default="none", metadata={"help": f"KV cache mode for rollouts: {', '.join(CACHE_MODES)}."})
+    cuda_graphs: str = field(default="auto", metadata={"help": "auto|on|off: CUDA-graph the denoising step on GPU."})
+    # --- likelihood (dlrl.likelihood.ESTIMATORS) -----------------------------------------
+    estimator: str | None = field(default=None, metadata={"help": "Likelihood estimator; None → the algorithm's."})
+    estimator_options: dict = field(default_factory=dict, metadata={"help": "Keyword options of the estimator."})
+    p_mask_prompt: float | None = field(default=None, metadata={"help": "one_step: prompt mask probability (d1: 0.15)."})
+    # --- objective ----------------------------------------------------------------------
+    algorithm: str = field(default="diffu_grpo", metadata={"help": "diffu_grpo | coupled_grpo | uni_grpo | …"})
+    leave_one_out: bool = field(default=False, metadata={"help": "Advantage baseline excludes the sample itself (RLOO)."})
+    # --- rewards ------------------------------------------------------------------------
+    reward_timeout: float = field(default=60.0, metadata={"help": "Seconds one reward function may take on one batch."})
+    reward_num_workers: int = field(default=1, metadata={"help": "Reward worker processes (0 = in-process)."})
+    on_reward_error: str = field(default="zero", metadata={"help": "zero: failed rewards count as 0 and are logged; raise: stop."})
+    # --- run ----------------------------------------------------------------------------
+    resume: bool = field(default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."})
+    log_jsonl: bool = field(default=True, metadata={"help": "Write metrics to output_dir/metrics.jsonl."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.gen_length is None:
+            self.gen_length = self.max_completion_length
+        if self.diffusion_steps is None:
+            self.diffusion_steps = max(1, self.gen_length // 2)
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse values that would otherwise fail deep inside a run."""
+        _choice("remasking", self.remasking, REMASKING)
+        _choice("cache", self.cache, CACHE_MODES)
+        _choice("cuda_graphs", self.cuda_graphs, ("auto", "on", "off"))
+        _choice("loss_type", self.loss_type, LOSS_TYPES)
+        _choice("on_reward_error", self.on_reward_error, ON_REWARD_ERROR)
+        if isinstance(self.scale_rewards, str):
+            _choice("scale_rewards", self.scale_rewards, SCALE_REWARDS)
+        if self.gen_length % self.block_length:
+            raise ConfigError(f"gen_length={self.gen_length} must be a multiple of block_length={self.block_length}")
+        if self.diffusion_steps % (self.gen_length // self.block_length):
+            raise ConfigError(
+                f"diffusion_steps={self.diffusion_steps} must be a multiple of the number of blocks "
+                f"({self.gen_length // self.block_length} = gen_length / block_length)"
+            )
+        if self.remasking == "threshold" and self.threshold is None:
+            raise ConfigError("remasking='threshold' needs threshold=τ (e.g. 0.9)")
+        if self.num_generations < 2:
+            raise ConfigError(f"num_generations={self.num_generations} must be ≥ 2 for group advantages")
+        completions = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if completions % self.num_generations:
+            raise ConfigError(
+                f"per_device_train_batch_size × gradient_accumulation_steps = {completions} must be a multiple "
+                f"of num_generations={self.num_generations} (whole groups per process)"
+            )
+        if self.num_iterations < 1:
+            raise ConfigError(f"num_iterations={self.num_iterations} must be ≥ 1")
+        if self.use_vllm:
+            raise ConfigError("use_vllm=True: vLLM serves no LLaDA sampler; use dlrl's rollout engine (see docs/models.md)")
+
+    @property
+    def prompts_per_step(self) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps // self.num_generations
+
+
+def _choice(key: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}={value!r} is invalid; valid: {', '.join(map(str, valid))}")

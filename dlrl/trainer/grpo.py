@@ -1,0 +1,251 @@
+"""The policy-gradient training loop shared by every algorithm (diffu-GRPO, coupled-GRPO, uni-GRPO, …).
+
+Reads top to bottom:
+
+    for each optimizer step:
+        every μ steps: sample prompts, roll out G completions each, score, group advantages,
+                       π_old / π_ref log-probs for each of the μ estimator seeds
+        one update on the μ-th slice: estimator → objective → reduce → backward (accumulated)
+
+The algorithm (``dlrl.algorithms``) supplies the estimator, the objective and paper defaults.
+Built on accelerate, so the same loop runs on a laptop CPU and under DeepSpeed ZeRO-2/3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from dlrl.algorithms import ObjectiveInputs, get_algorithm
+from dlrl.errors import DLRLError
+from dlrl.models.interface import MaskedDLM, as_masked_dlm, unwrap_model
+from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from dlrl.trainer.config import DiffusionGRPOConfig
+from dlrl.trainer.data import PromptSampler
+from dlrl.trainer.experience import RolloutBatch, call_estimator, make_rollout_batch, micro_seed
+from dlrl.trainer.metrics import MetricsLogger, format_metrics
+from dlrl.trainer.objectives import Normaliser, masked_mean, reduce_loss
+from dlrl.trainer.reference import ReferencePolicy, is_peft
+from dlrl.trainer.setup import build_accelerator, build_estimator, build_optimizer, build_scorer
+
+
+class DiffusionGRPOTrainer:
+    """GRPO-family trainer for masked DLMs.
+
+    Args:
+        model: a ``MaskedDLM`` or a raw module (``LLaDAModelLM``, possibly already peft-wrapped).
+        tokenizer: left-padding tokenizer; prompts are chat-templated when it has a template.
+        reward_funcs: TRL-style reward callables or spec strings (``rewards/math.py:accuracy_reward``).
+        train_dataset: list of records (dicts) or a ``datasets.Dataset``.
+        args: :class:`DiffusionGRPOConfig`.
+        lora: ``dlrl.models.lora.LoraSettings`` to wrap the model with LoRA adapters.
+    """
+
+    def __init__(self, model, tokenizer, reward_funcs, train_dataset, args: DiffusionGRPOConfig, *, lora=None, accelerator=None):
+        self.args = args
+        self.algorithm = get_algorithm(args.algorithm)
+        self.accelerator = accelerator or build_accelerator(args)
+        self.tokenizer = tokenizer
+        base = as_masked_dlm(model)
+        module = base.module
+        if lora is not None and not is_peft(module):
+            from dlrl.models.lora import apply_lora
+
+            module = apply_lora(module, lora)
+        if args.gradient_checkpointing:
+            unwrap_model(module).gradient_checkpointing_enable(args.gradient_checkpointing_kwargs or {"use_reentrant": False})
+            if is_peft(module):
+                unwrap_model(module).enable_input_require_grads()
+        self._dlm_template = dataclasses.replace(base, module=module)
+        self.eos_token_id = base.eos_token_id
+        self.records = list(train_dataset)
+        self.prompt_column = getattr(args, "prompt_column", None) or "prompt"
+        self.estimator = build_estimator(args, self.algorithm)
+        optimizer, scheduler = build_optimizer(module, args)
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(module, optimizer, scheduler)
+        self.reference = ReferencePolicy(
+            self.model, needed=self.algorithm.uses_reference and args.beta != 0.0, accelerator=self.accelerator
+        )
+        self.scorer = build_scorer(reward_funcs, args)
+        acc = self.accelerator
+        self.sampler = PromptSampler(len(self.records), args.seed, acc.process_index, acc.num_processes, args.shuffle_dataset)
+        self.global_step = 0
+        self.rollout_index = 0
+        self.skipped_steps = 0
+        self.buffer: RolloutBatch | None = None
+        self.logger = MetricsLogger(
+            args.output_dir, enabled=acc.is_main_process, jsonl=args.log_jsonl, tensorboard=_wants_tensorboard(args)
+        )
+
+    # ---- helpers the experience module and subclasses use ---------------------------------
+    def dlm(self, module: nn.Module | None = None) -> MaskedDLM:
+        return dataclasses.replace(self._dlm_template, module=module if module is not None else self.model)
+
+    def micro_batches(self, batch: RolloutBatch) -> list[tuple[int, int]]:
+        n, bs = batch.completion_ids.shape[0], self.args.per_device_train_batch_size
+        return [(s, min(s + bs, n)) for s in range(0, n, bs)]
+
+    @torch.no_grad()
+    def generate(self, prompt_ids, prompt_mask, seeds, fixed_ids=None, fixed_mask=None):
+        """Roll out completions with the current policy (parameters gathered under ZeRO-3)."""
+        from trl.models.utils import unwrap_model_for_generation
+
+        from dlrl.rollout import generate
+
+        a = self.args
+        was_training = self.model.training
+        with unwrap_model_for_generation(
+            self.model, self.accelerator, gather_deepspeed3_params=a.ds3_gather_for_generation
+        ) as unwrapped:
+            unwrapped.eval()
+            out = generate(
+                self.dlm(unwrapped), prompt_ids, prompt_mask,
+                gen_length=a.gen_length, block_length=a.block_length, steps=a.diffusion_steps,
+                temperature=a.temperature, remasking=a.remasking, threshold=a.threshold,
+                top_k=a.top_k or None, top_p=a.top_p if a.top_p is not None and a.top_p < 1.0 else None,
+                cfg_scale=a.cfg_scale, cache=a.cache, cuda_graphs=a.cuda_graphs,
+                fixed_ids=fixed_ids, fixed_mask=fixed_mask, seed=seeds,
+            )  # fmt: skip
+        self.model.train(was_training)
+        return out
+
+    # ---- the loop ------------------------------------------------------------------------
+    def train(self) -> dict:
+        a, acc = self.args, self.accelerator
+        if a.max_steps is None or a.max_steps <= 0:
+            raise DLRLError("max_steps must be set to a positive number of optimizer steps")
+        if a.resume:
+            ckpt = latest_checkpoint(a.output_dir)
+            if ckpt is not None:
+                load_checkpoint(self, ckpt)
+                if acc.is_main_process:
+                    print(f"resumed from {ckpt} at step {self.global_step}")
+        bar = tqdm(total=a.max_steps, initial=self.global_step, desc=f"{a.algorithm}", disable=not acc.is_main_process or a.disable_tqdm)
+        last: dict = {}
+        while self.global_step < a.max_steps:
+            k = self.global_step % a.num_iterations
+            if k == 0 or self.buffer is None:
+                records = [self.records[i] for i in self.sampler.next_indices(a.prompts_per_step)]
+                self.buffer = make_rollout_batch(self, records)
+                self.rollout_index += 1
+            t0 = time.perf_counter()
+            metrics = self.update(self.buffer, k)
+            metrics["time/update"] = time.perf_counter() - t0
+            metrics.update(self.buffer.metrics if k == 0 else {})
+            self.global_step += 1
+            metrics["learning_rate"] = self.scheduler.get_last_lr()[0]
+            metrics["skipped_steps"] = self.skipped_steps
+            metrics["reward_failures"] = float(sum(getattr(self.scorer, "failures", {}).values()))
+            last = {**last, **metrics}
+            self.logger.log(self.global_step, last)
+            bar.update(1)
+            bar.set_postfix_str(format_metrics(last, ("reward", "loss", "kl")))
+            if acc.is_main_process and a.logging_steps and self.global_step % int(a.logging_steps) == 0:
+                bar.write(f"step {self.global_step}: " + format_metrics(last, ("reward", "reward_std", "loss", "kl", "clip_ratio", "completion_length", "frac_reward_zero_std")))
+            if a.sync_ref_model and a.ref_model_sync_steps and self.global_step % a.ref_model_sync_steps == 0:
+                self.reference.sync(self.model, a.ref_model_mixup_alpha)
+            if a.save_steps and self.global_step % int(a.save_steps) == 0 and self.global_step < a.max_steps:
+                save_checkpoint(self, self.global_step)
+        bar.close()
+        save_checkpoint(self, self.global_step)
+        self.logger.close()
+        self.scorer.close()
+        return last
+
+    def update(self, batch: RolloutBatch, k: int) -> dict:
+        """One optimizer step on the rollout batch with the k-th estimator seed."""
+        a, acc = self.args, self.accelerator
+        self.model.train()
+        norm = Normaliser.for_batch(a.loss_type, batch.completion_mask, a.gen_length)
+        ga = len(self.micro_batches(batch))
+        sums = {"loss": 0.0, "kl": 0.0, "clip_ratio": 0.0, "entropy": 0.0, "ratio": 0.0}
+        want_entropy = True
+        for i, (start, stop) in enumerate(self.micro_batches(batch)):
+            rows = batch.rows(start, stop)
+            with acc.accumulate(self.model):
+                out = call_estimator(self.estimator, self.dlm(), rows, micro_seed(batch.estimator_seeds[k], i), k, want_entropy)
+                mask = rows["completion_mask"] & out.signal_mask
+                x = ObjectiveInputs(
+                    logps=out.logps, old_logps=rows["old_logps"][k], ref_logps=rows["ref_logps"][k],
+                    advantages=rows["advantages"], mask=mask, group_size=a.num_generations,
+                    entropy=out.entropy, extras=rows["extras"],
+                )  # fmt: skip
+                terms = self.algorithm.objective(x, a)
+                mask = x.mask  # objectives may narrow the loss mask (IGPO's entropy filter)
+                loss = reduce_loss(terms.per_token, mask, norm)
+                # accelerate divides by its accumulation count; our loss is already this
+                # micro-batch's exact share of the step loss, so undo that division.
+                acc.backward(loss * ga)
+                sums["loss"] += loss.item()
+                sums["ratio"] += masked_mean(terms.ratio, mask) / ga
+                sums["clip_ratio"] += masked_mean(terms.clipped.float(), mask) / ga
+                if terms.kl is not None:
+                    sums["kl"] += masked_mean(terms.kl, mask) / ga
+                if out.entropy is not None:
+                    sums["entropy"] += masked_mean(out.entropy, mask) / ga
+                if acc.sync_gradients:
+                    sums["grad_norm"] = self._step()
+        if a.beta == 0.0:
+            sums.pop("kl")
+        return sums
+
+    def _step(self) -> float:
+        """Clip, skip on a non-finite gradient (counted), step optimizer and scheduler."""
+        a, acc = self.args, self.accelerator
+        norm = acc.clip_grad_norm_(self.model.parameters(), a.max_grad_norm) if a.max_grad_norm else None
+        norm = float(norm) if norm is not None else _grad_norm(self.model)
+        if not math.isfinite(norm):
+            self.skipped_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            return float("nan")
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return norm
+
+    # ---- state for checkpoints -------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "global_step": self.global_step,
+            "rollout_index": self.rollout_index,
+            "skipped_steps": self.skipped_steps,
+            "sampler": self.sampler.state_dict(),
+            "reward_failures": dict(getattr(self.scorer, "failures", {})),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.global_step = state["global_step"]
+        self.rollout_index = state["rollout_index"]
+        self.skipped_steps = state.get("skipped_steps", 0)
+        self.sampler.load_state_dict(state["sampler"])
+
+    def buffer_state(self):
+        return None if self.buffer is None else self.buffer.to_state()
+
+    def load_buffer_state(self, state) -> None:
+        self.buffer = None if state is None else RolloutBatch.from_state(state)
+
+    def save_model(self, out: str | Path) -> None:
+        """``save_pretrained`` of the policy (the adapter only under LoRA) plus the tokenizer."""
+        acc = self.accelerator
+        state = acc.get_state_dict(self.model)
+        if acc.is_main_process:
+            acc.unwrap_model(self.model).save_pretrained(str(out), state_dict=state, safe_serialization=True)
+            self.tokenizer.save_pretrained(str(out))
+
+
+def _grad_norm(model: nn.Module) -> float:
+    grads = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
+    return float(torch.stack(grads).norm()) if grads else 0.0
+
+
+def _wants_tensorboard(args) -> bool:
+    report = args.report_to if isinstance(args.report_to, (list, tuple)) else [args.report_to]
+    return "none" not in report and getattr(args, "tensorboard", True)

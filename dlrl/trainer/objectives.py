@@ -1,0 +1,93 @@
+"""Per-token policy-gradient losses and how they are reduced to one number.
+
+The shared clipped surrogate (PPO / GRPO) with the k3 KL of Schulman (2020):
+
+    ρ_t = exp(log π_θ(o_t) − log π_old(o_t))
+    ℓ_t = −min(ρ_t A, clip(ρ_t, 1−ε, 1+ε_high) A) + β · (exp(r_t) − r_t − 1),  r_t = log π_ref − log π_θ
+
+Reductions (TRL's ``loss_type`` names are kept):
+    token_mean  (``bnpo``, ``dapo``): Σ ℓ_t / Σ m_t over the whole rollout batch
+    sequence_mean (``grpo``):          mean over sequences of (Σ_t ℓ_t / Σ_t m_t)
+    dr_grpo:                           Σ ℓ_t / (num_sequences · gen_length)
+
+Normalisers are computed over the full rollout batch of the optimizer step, so splitting it
+into micro-batches (gradient accumulation) gives exactly the same gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+TOKEN_MEAN = ("token_mean", "bnpo", "dapo")
+SEQUENCE_MEAN = ("sequence_mean", "grpo")
+
+
+@dataclass
+class LossTerms:
+    """Per-token loss [B, L] and diagnostics (detached)."""
+
+    per_token: torch.Tensor
+    ratio: torch.Tensor
+    clipped: torch.Tensor  # [B, L] bool: the clipped branch was active
+    kl: torch.Tensor | None
+
+
+def clipped_pg_terms(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    *,
+    epsilon: float,
+    epsilon_high: float | None = None,
+    beta: float = 0.0,
+    ref_logps: torch.Tensor | None = None,
+) -> LossTerms:
+    """Clipped surrogate + k3 KL per token. logps/old/ref [B, L]; advantages [B]."""
+    eps_hi = epsilon if epsilon_high is None else epsilon_high
+    adv = advantages.unsqueeze(1)
+    ratio = torch.exp(logps - old_logps)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1 - epsilon, 1 + eps_hi) * adv
+    per_token = -torch.min(unclipped, clipped)
+    kl = None
+    if beta != 0.0:
+        if ref_logps is None:
+            raise ValueError("beta != 0 needs reference log-probs")
+        delta = ref_logps - logps
+        kl = torch.exp(delta) - delta - 1
+        per_token = per_token + beta * kl
+    return LossTerms(per_token, ratio.detach(), (clipped < unclipped).detach(), None if kl is None else kl.detach())
+
+
+@dataclass
+class Normaliser:
+    """Denominators of one optimizer step's rollout batch (see module docstring)."""
+
+    loss_type: str
+    total_tokens: float
+    num_sequences: int
+    gen_length: int
+
+    @classmethod
+    def for_batch(cls, loss_type: str, mask: torch.Tensor, gen_length: int) -> Normaliser:
+        return cls(loss_type, float(mask.sum().clamp(min=1)), mask.shape[0], gen_length)
+
+
+def reduce_loss(per_token: torch.Tensor, mask: torch.Tensor, norm: Normaliser) -> torch.Tensor:
+    """This micro-batch's share of the step loss: summing the shares gives the batch loss."""
+    m = mask.to(per_token.dtype)
+    if norm.loss_type in TOKEN_MEAN:
+        return (per_token * m).sum() / norm.total_tokens
+    if norm.loss_type in SEQUENCE_MEAN:
+        per_seq = (per_token * m).sum(1) / m.sum(1).clamp(min=1)
+        return per_seq.sum() / norm.num_sequences
+    if norm.loss_type == "dr_grpo":
+        return (per_token * m).sum() / (norm.num_sequences * norm.gen_length)
+    raise ValueError(f"loss_type={norm.loss_type!r} is invalid")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    m = mask.to(x.dtype)
+    return float((x * m).sum() / m.sum().clamp(min=1))

@@ -1,0 +1,85 @@
+"""Builders the trainers share: accelerator, estimator, optimizer + schedule, reward scorer."""
+
+from __future__ import annotations
+
+import torch
+
+from dlrl.errors import ConfigError
+
+
+def build_accelerator(args):
+    """An ``Accelerator`` whose process group works without a GPU (gloo), as DeepSpeed on CPU needs."""
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    handlers = []
+    if not torch.cuda.is_available():
+        # Without an explicit backend accelerate sees one process while DeepSpeed sees the world.
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
+    mixed = "bf16" if args.bf16 else ("fp16" if args.fp16 else "no")
+    return Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=mixed,
+        cpu=bool(getattr(args, "use_cpu", False)) and not _launched_distributed(),
+        kwargs_handlers=handlers,
+    )
+
+
+def _launched_distributed() -> bool:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def build_estimator(args, algorithm):
+    """The algorithm's estimator (or ``args.estimator``) with the recipe's options."""
+    from dlrl.likelihood import ESTIMATORS
+
+    name = args.estimator or algorithm.estimator
+    options = dict(args.estimator_options or {})
+    if args.p_mask_prompt is not None and name == "one_step":
+        options.setdefault("p_mask_prompt", args.p_mask_prompt)
+    try:
+        return ESTIMATORS[name](**options)
+    except TypeError as err:
+        raise ConfigError(f"estimator_options for {name!r}: {err}") from None
+
+
+def build_optimizer(module, args):
+    """AdamW over trainable parameters and transformers' named schedule over ``max_steps``."""
+    from transformers import get_scheduler
+
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the model has no trainable parameters")
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+    )
+    steps = max(1, args.max_steps)
+    warmup = args.warmup_steps if args.warmup_steps >= 1 else int(args.warmup_steps * steps)
+    scheduler = get_scheduler(
+        args.lr_scheduler_type, optimizer, num_warmup_steps=warmup, num_training_steps=steps,
+        scheduler_specific_kwargs=args.lr_scheduler_kwargs or None,
+    )  # fmt: skip
+    return optimizer, scheduler
+
+
+def build_scorer(reward_funcs, args, base_dir=None):
+    from dlrl.rewards import RewardScorer
+
+    if not reward_funcs:
+        raise ConfigError("reward_funcs is empty: name at least one reward function")
+    if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
+        raise ConfigError(f"reward_weights has {len(args.reward_weights)} entries for {len(reward_funcs)} reward_funcs")
+    return RewardScorer(
+        funcs=list(reward_funcs),
+        weights=args.reward_weights,
+        timeout=args.reward_timeout,
+        num_workers=args.reward_num_workers,
+        on_error=args.on_reward_error,
+    )
