@@ -44,7 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m dlrl bench rewards
 
 docs: $(STAMP)
-	$(BIN)/python -m dlrl docs
+	$(BIN)/python -m dlrl.docs_gen
 
 tiny-model: $(STAMP)
 	$(BIN)/python -m dlrl.sft.tiny_model

@@ -55,7 +55,6 @@ class DatasetSpec:
     seed: int = 0
     prompt_column: str = "prompt"
     task_options: dict = field(default_factory=dict)
-    eval_num_samples: int = 0
 
 
 SECTIONS = {"model": ModelSpec, "dataset": DatasetSpec, "lora": LoraSettings}
@@ -148,6 +147,7 @@ def parse_recipe(raw: dict, name: str = "recipe", base_dir: Path | None = None, 
     if not isinstance(reward_funcs, list) or not all(isinstance(r, str) for r in reward_funcs):
         raise ConfigError("reward_funcs must be a list of 'module:function' or 'path/file.py:function' strings")
     for key, value in raw.items():
+        raw[key] = value = _coerce(value, fields[key])
         _check_type(key, value, fields[key])
     ds = sections["dataset"] or DatasetSpec()
     if kind == "grpo" and ds.path is None and ds.task is None:
@@ -177,6 +177,7 @@ def _section(key: str, value, cls):
             raise ConfigError(
                 f"unknown recipe key {key}.{sub}{_suggest(sub, _names(cls))}; valid: {', '.join(_names(cls))}"
             )
+        value[sub] = sub_value = _coerce(sub_value, hints[sub])
         _check_type(f"{key}.{sub}", sub_value, hints[sub])
     return cls(**value)
 
@@ -196,6 +197,19 @@ def _check_type(key: str, value, annotation) -> None:
     """Loose structural check of a YAML value against a dataclass annotation."""
     if not _matches(value, annotation):
         raise ConfigError(f"recipe key {key!r} has value {value!r} ({type(value).__name__}); expected {_describe(annotation)}")
+
+
+def _coerce(value, ann):
+    """YAML 1.1 reads ``1e-6`` (no dot) as a string: accept it where a number is expected."""
+    if isinstance(value, str) and not _matches(value, ann):
+        for kind in (int, float):
+            try:
+                number = kind(value)
+            except ValueError:
+                continue
+            if _matches(number, ann):
+                return number
+    return value
 
 
 def _matches(value, ann) -> bool:

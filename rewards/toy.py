@@ -12,3 +12,12 @@ def target_share_reward(completions, target="7", **kwargs):
         text = c[-1]["content"] if isinstance(c, list) else c
         out.append(text.count(target) / len(text) if text else 0.0)
     return out
+
+
+def distinct_chars_reward(completions, **kwargs):
+    """Share of distinct characters: differs between almost any two completions (smoke tests)."""
+    out = []
+    for c in completions:
+        text = c[-1]["content"] if isinstance(c, list) else c
+        out.append(len(set(text)) / len(text) if text else 0.0)
+    return out

@@ -15,6 +15,7 @@ COUPLED_GRPO = register(
         estimator="coupled",
         defaults=dict(
             num_generations=10,
+            per_device_train_batch_size=10,
             num_iterations=2,
             beta=0.01,
             epsilon=0.5,

@@ -13,6 +13,7 @@ DIFFU_GRPO = register(
         estimator="one_step",
         defaults=dict(
             num_generations=6,
+            per_device_train_batch_size=6,
             num_iterations=12,  # d1 uses 8 for Countdown/Sudoku
             beta=0.04,
             epsilon=0.5,

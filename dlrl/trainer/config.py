@@ -57,12 +57,13 @@ class DiffusionGRPOConfig(GRPOConfig):
     log_jsonl: bool = field(default=True, metadata={"help": "Write metrics to output_dir/metrics.jsonl."})
 
     def __post_init__(self):
-        super().__post_init__()
         if self.gen_length is None:
             self.gen_length = self.max_completion_length
+        self.max_completion_length = self.gen_length
         if self.diffusion_steps is None:
             self.diffusion_steps = max(1, self.gen_length // 2)
-        self.validate()
+        self.validate()  # ours first: it names the dlrl key where TRL's checks would not
+        super().__post_init__()
 
     def validate(self) -> None:
         """Refuse values that would otherwise fail deep inside a run."""

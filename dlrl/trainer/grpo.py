@@ -32,7 +32,7 @@ from dlrl.trainer.experience import RolloutBatch, call_estimator, make_rollout_b
 from dlrl.trainer.metrics import MetricsLogger, format_metrics
 from dlrl.trainer.objectives import Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.reference import ReferencePolicy, is_peft
-from dlrl.trainer.setup import build_accelerator, build_estimator, build_optimizer, build_scorer
+from dlrl.trainer.setup import build_accelerator, build_estimator, build_optimizer, build_scheduler, build_scorer
 
 
 class DiffusionGRPOTrainer:
@@ -67,11 +67,12 @@ class DiffusionGRPOTrainer:
         self.records = list(train_dataset)
         self.prompt_column = getattr(args, "prompt_column", None) or "prompt"
         self.estimator = build_estimator(args, self.algorithm)
-        optimizer, scheduler = build_optimizer(module, args)
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(module, optimizer, scheduler)
+        # The frozen reference (no LoRA, beta ≠ 0) is copied before ZeRO-3 partitions the weights.
         self.reference = ReferencePolicy(
-            self.model, needed=self.algorithm.uses_reference and args.beta != 0.0, accelerator=self.accelerator
+            module, needed=self.algorithm.uses_reference and args.beta != 0.0, accelerator=self.accelerator
         )
+        self.model, self.optimizer = self.accelerator.prepare(module, build_optimizer(module, args))
+        self.scheduler = self.accelerator.prepare(build_scheduler(self.optimizer, args))
         self.scorer = build_scorer(reward_funcs, args)
         acc = self.accelerator
         self.sampler = PromptSampler(len(self.records), args.seed, acc.process_index, acc.num_processes, args.shuffle_dataset)

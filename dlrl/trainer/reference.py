@@ -41,6 +41,18 @@ def _peft_model(model):
     return None
 
 
+def _plain_copy(core: nn.Module) -> nn.Module:
+    """A copy with ordinary tensors (DeepSpeed's parameter attributes and hooks left behind)."""
+    clone = copy.deepcopy(core)
+    with torch.no_grad():
+        for (_, src), (_, dst) in zip(core.named_parameters(), clone.named_parameters()):
+            dst.data = src.data.detach().clone()
+    for p in clone.parameters():
+        for attr in [a for a in vars(p) if a.startswith("ds_")]:
+            delattr(p, attr)
+    return clone
+
+
 class ReferencePolicy:
     """Gives the module to score π_ref with, as a context manager."""
 
@@ -48,11 +60,20 @@ class ReferencePolicy:
         self.needed = needed
         self.frozen: nn.Module | None = None
         if needed and not is_peft(model):
-            self.frozen = copy.deepcopy(unwrap_model(model)).eval().requires_grad_(False)
-            if accelerator is not None and getattr(accelerator.state, "deepspeed_plugin", None) is not None:
-                from trl.models.utils import prepare_deepspeed
+            # A full (unsharded) copy on each process, also under ZeRO-3: prefer LoRA at scale,
+            # where the reference costs nothing (docs/launching.md).
+            core = unwrap_model(model)
+            sharded = [p for p in core.parameters() if hasattr(p, "ds_id")]
+            if sharded:  # loaded under ZeRO-3 init: copy the gathered, full weights
+                import deepspeed
 
-                self.frozen = prepare_deepspeed(self.frozen, accelerator)
+                with deepspeed.zero.GatheredParameters(sharded):
+                    self.frozen = _plain_copy(core)
+            else:
+                self.frozen = copy.deepcopy(core)
+            self.frozen.eval().requires_grad_(False)
+            if accelerator is not None:
+                self.frozen = self.frozen.to(accelerator.device)
 
     @contextlib.contextmanager
     def __call__(self, model: nn.Module):

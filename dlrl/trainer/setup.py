@@ -17,12 +17,25 @@ def build_accelerator(args):
         # Without an explicit backend accelerate sees one process while DeepSpeed sees the world.
         handlers.append(InitProcessGroupKwargs(backend="gloo"))
     mixed = "bf16" if args.bf16 else ("fp16" if args.fp16 else "no")
-    return Accelerator(
+    acc = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=mixed,
         cpu=bool(getattr(args, "use_cpu", False)) and not _launched_distributed(),
         kwargs_handlers=handlers,
     )
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is not None:
+        # We hand accelerate no dataloader, so DeepSpeed cannot infer these from one.
+        ds = plugin.deepspeed_config
+        ds["train_micro_batch_size_per_gpu"] = args.per_device_train_batch_size
+        ds["gradient_accumulation_steps"] = args.gradient_accumulation_steps
+        ds["train_batch_size"] = args.per_device_train_batch_size * args.gradient_accumulation_steps * acc.num_processes
+        zero = ds.setdefault("zero_optimization", {})
+        if zero.get("stage") == 3:  # checkpoints hold a loadable model, not only shards
+            zero["stage3_gather_16bit_weights_on_model_save"] = True
+        if ds.get("gradient_clipping") in (None, "auto"):
+            ds["gradient_clipping"] = args.max_grad_norm or 0.0
+    return acc
 
 
 def _launched_distributed() -> bool:
@@ -39,6 +52,8 @@ def build_estimator(args, algorithm):
     options = dict(args.estimator_options or {})
     if args.p_mask_prompt is not None and name == "one_step":
         options.setdefault("p_mask_prompt", args.p_mask_prompt)
+    if name == "masked_elbo" and options.get("schedule") == "spaced":
+        options.setdefault("num_iterations", args.num_iterations)
     try:
         return ESTIMATORS[name](**options)
     except TypeError as err:
@@ -46,27 +61,29 @@ def build_estimator(args, algorithm):
 
 
 def build_optimizer(module, args):
-    """AdamW over trainable parameters and transformers' named schedule over ``max_steps``."""
-    from transformers import get_scheduler
-
+    """AdamW over trainable parameters (no weight decay on biases and norms)."""
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the model has no trainable parameters")
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.learning_rate,
-        betas=(args.adam_beta1, args.adam_beta2),
-        eps=args.adam_epsilon,
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]], lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon
     )
+
+
+def build_scheduler(optimizer, args):
+    """transformers' named schedule over ``max_steps``; build it on the *prepared* optimizer, whose
+    parameter groups are DeepSpeed's under ZeRO."""
+    from transformers import get_scheduler
+
     steps = max(1, args.max_steps)
     warmup = args.warmup_steps if args.warmup_steps >= 1 else int(args.warmup_steps * steps)
-    scheduler = get_scheduler(
+    return get_scheduler(
         args.lr_scheduler_type, optimizer, num_warmup_steps=warmup, num_training_steps=steps,
         scheduler_specific_kwargs=args.lr_scheduler_kwargs or None,
     )  # fmt: skip
-    return optimizer, scheduler
 
 
 def build_scorer(reward_funcs, args, base_dir=None):

@@ -1,0 +1,85 @@
+"""Every shipped recipe validates; bad recipes fail with one line naming the key, exit code 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlrl.errors import ConfigError
+from dlrl.recipe import load_recipe
+from dlrl.train import prepare_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "accelerate" not in p.parts)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_recipe_validates(path):
+    recipe, config, funcs = prepare_recipe(path)
+    assert config.gen_length % config.block_length == 0
+    assert funcs and all(callable(f) for f in funcs)
+    assert recipe.model.path
+
+
+def test_every_algorithm_has_a_full_and_a_tiny_recipe():
+    from dlrl.algorithms import ALGORITHMS
+
+    names = {p.stem for p in RECIPES}
+    tiny = {p.stem for p in RECIPES if p.parent.name == "tiny"}
+    for algo in ("diffu_grpo", "coupled_grpo", "uni_grpo"):
+        assert algo in ALGORITHMS and algo in names and algo in tiny
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("learing_rate: 1.0\ndataset: {task: arithmetic}\n", "learing_rate"),
+        ("learning_rate: fast\ndataset: {task: arithmetic}\n", "learning_rate"),
+        ("dataset: {task: arithmetic}\nmodel: {pth: tiny}\n", "model.pth"),
+        ("dataset: {task: arithmetic}\nremasking: sideways\n", "remasking"),
+        ("dataset: {task: arithmetic}\nalgorithm: ppo\n", "algorithm"),
+        ("dataset: {task: arithmetic}\ngen_length: 10\nblock_length: 4\n", "block_length"),
+        ("dataset: {task: arithmetic}\nreward_funcs: [rewards/nope.py:f]\n", "nope.py"),
+    ],
+)
+def test_bad_recipe_names_the_key(tmp_path, text, needle):
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        prepare_recipe(_write(tmp_path, text))
+
+
+def test_set_override_reaches_sections(tmp_path):
+    p = _write(tmp_path, "dataset: {task: arithmetic}\nreward_funcs: [rewards/toy.py:target_share_reward]\n")
+    recipe = load_recipe(p, ["learning_rate=1e-6", "model.path=/x", "dataset.num_samples=3"])
+    assert recipe.training_kwargs["learning_rate"] == 1e-6
+    assert recipe.model.path == "/x" and recipe.dataset.num_samples == 3
+
+
+@pytest.mark.parametrize("argv", [["-m", "dlrl", "train"], ["-m", "dlrl"]])
+def test_cli_bad_recipe_exit_code_2_one_line(tmp_path, argv):
+    p = _write(tmp_path, "learing_rate: 1\ndataset: {task: arithmetic}\n")
+    proc = subprocess.run([sys.executable, *argv, str(p)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    err = [line for line in proc.stderr.splitlines() if line.startswith("dlrl: error")]
+    assert len(err) == 1 and "learing_rate" in err[0] and "learning_rate" in err[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_missing_model_path_is_one_line(tmp_path):
+    p = _write(tmp_path, "dataset: {task: arithmetic, num_samples: 8}\nmodel: {path: /no/such/dir}\n"
+               "reward_funcs: [rewards/toy.py:target_share_reward]\nmax_steps: 1\n")
+    proc = subprocess.run([sys.executable, "-m", "dlrl", "train", str(p)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2
+    assert "/no/such/dir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_recipe_reference_is_up_to_date():
+    from dlrl.docs_gen import render
+
+    assert (ROOT / "docs" / "recipe_keys.md").read_text() == render(), "docs/recipe_keys.md is stale: run make docs"
