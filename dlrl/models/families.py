@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlrl.errors import ConfigError
+from dlrl.errors import ConfigError, DLRLError
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class FamilySpec:
             from the local directory), or ``"auto_masked_lm"`` (transformers' AutoModelForMaskedLM).
         default_mask_token_id: used when neither config nor tokenizer names one.
         model_types: config ``model_type`` values that identify the family.
+        noise: ``"mask"`` (absorbing [MASK] diffusion: what :class:`dlrl.models.MaskedDLM` and the
+            estimators assume) or ``"uniform"`` (tokens are re-noised to random tokens, e.g.
+            DiffusionGemma); a ``"uniform"`` family is served by a rollout backend only.
     """
 
     name: str
@@ -33,12 +36,17 @@ class FamilySpec:
     loader: str
     default_mask_token_id: int | None
     model_types: tuple[str, ...]
+    noise: str = "mask"
 
 
 FAMILIES: dict[str, FamilySpec] = {
     "llada": FamilySpec("llada", False, "full", "native", 126336, ("llada",)),
     "dream": FamilySpec("dream", True, "full", "remote", 151666, ("dream", "Dream")),
-    "diffusion_gemma": FamilySpec("diffusion_gemma", False, "block", "auto_masked_lm", None, ("diffusion_gemma",)),
+    # transformers' DiffusionGemmaForBlockDiffusion: prompt encoder + canvas decoder, uniform noise,
+    # no mask token. Not a MaskedDLM; only a rollout backend (vLLM) can serve it.
+    "diffusion_gemma": FamilySpec(
+        "diffusion_gemma", False, "block", "block_diffusion", None, ("diffusion_gemma",), noise="uniform"
+    ),
     "masked_lm": FamilySpec("masked_lm", False, "full", "auto_masked_lm", None, ()),
 }
 
@@ -47,6 +55,16 @@ def get_family(name: str) -> FamilySpec:
     if name not in FAMILIES:
         raise ConfigError(f"model.family={name!r} is unknown; valid: {', '.join(FAMILIES)}")
     return FAMILIES[name]
+
+
+def require_masked(spec: FamilySpec) -> FamilySpec:
+    """Refuse families that are not absorbing-mask diffusion models, in one actionable line."""
+    if spec.noise != "mask":
+        raise DLRLError(
+            f"model family {spec.name!r} is a {spec.noise}-noise {spec.attention}-diffusion model with no mask "
+            "token; it cannot be trained as a masked DLM (use it through a rollout backend such as vllm)"
+        )
+    return spec
 
 
 def detect_family(model_type: str | None) -> FamilySpec:

@@ -111,10 +111,11 @@ def as_masked_dlm(model, *, mask_token_id: int | None = None, family: str | None
     """Return ``model`` as a :class:`MaskedDLM` (a no-op for one already)."""
     if isinstance(model, MaskedDLM):
         return model
-    from dlrl.models.families import get_family
+    from dlrl.models.families import get_family, require_masked
 
     config = getattr(unwrap_model(model), "config", None)
     spec = get_family(family) if family else detect_family(getattr(config, "model_type", None))
+    require_masked(spec)
     mask_id = mask_token_id if mask_token_id is not None else getattr(config, "mask_token_id", None)
     if mask_id is None:
         mask_id = spec.default_mask_token_id
@@ -127,9 +128,19 @@ def as_masked_dlm(model, *, mask_token_id: int | None = None, family: str | None
         mask_token_id=int(mask_id),
         eos_token_id=_first(getattr(config, "eos_token_id", None)),
         pad_token_id=_first(getattr(config, "pad_token_id", None)),
-        vocab_size=getattr(config, "embedding_size", None) or getattr(config, "vocab_size", None),
+        vocab_size=output_vocab_size(config),
         family=spec,
     )
+
+
+def output_vocab_size(config) -> int | None:
+    """Width V of the logits. LLaDA pads its embedding to ``embedding_size`` ≥ ``vocab_size``; other
+    families' ``embedding_size`` (e.g. ALBERT's) is a hidden width, not a vocabulary."""
+    if config is None:
+        return None
+    if getattr(config, "model_type", None) == "llada":
+        return getattr(config, "embedding_size", None) or config.vocab_size
+    return getattr(config, "vocab_size", None)
 
 
 def _first(value):

@@ -6,7 +6,10 @@ official ``modeling_llada.py``, both deliberate:
 
 * a 2-D ``attention_mask`` hides padded keys *and* numbers real tokens from 0
   (``config.position_ids_from_mask``), so a left-padded row yields the same logits on its real
-  tokens as the unpadded row. The official code gives pads positions and lets them be attended.
+  tokens as the unpadded row. The first official release ignored the mask (pads attended; pass
+  ``attention_mask=None`` for that); the current one masks pad keys but numbers positions from the
+  first pad, which ``position_ids_from_mask=False`` reproduces exactly (RoPE being relative, the
+  two numberings differ only by rounding). Parity figures: docs/models.md.
 * an optional KV cache for the rollout engine's approximate modes (``prefix``/``dual``): keys
   may be appended to (prefix) or spliced into (dual) a cache of per-layer ``(k, v)`` tensors.
 """
@@ -30,13 +33,16 @@ KV = tuple[torch.Tensor, torch.Tensor]  # ([B, H_kv, L, hd], [B, H_kv, L, hd])
 class LLaDANorm(nn.Module):
     """RMSNorm (``rms``, ``gemma_rms``) or LayerNorm (``default``), computed in float32 like the official code."""
 
-    def __init__(self, config: LLaDAConfig, size: int):
+    def __init__(self, config: LLaDAConfig, size: int, affine: bool | None = None):
         super().__init__()
         self.kind = config.layer_norm_type
         self.eps = config.rms_norm_eps if self.kind != "default" else 1e-5
-        if config.layer_norm_with_affine:
+        # The official rules: ``affine`` None → layer_norm_with_affine; bias_for_layer_norm None → include_bias.
+        affine = config.layer_norm_with_affine if affine is None else affine
+        use_bias = config.include_bias if config.bias_for_layer_norm is None else config.bias_for_layer_norm
+        if affine:
             self.weight = nn.Parameter(torch.ones(size))
-            self.bias = nn.Parameter(torch.zeros(size)) if config.bias_for_layer_norm else None
+            self.bias = nn.Parameter(torch.zeros(size)) if use_bias else None
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -55,9 +61,13 @@ class LLaDANorm(nn.Module):
         return weight * x + self.bias if self.bias is not None else weight * x
 
 
-def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_cos_sin(
+    position_ids: torch.Tensor, head_dim: int, theta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotary tables for ``position_ids`` [B, L] → cos, sin [B, 1, L, head_dim] in float32."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float) / head_dim))
+    inv_freq = 1.0 / (
+        theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float) / head_dim)
+    )
     freqs = position_ids.float()[..., None] * inv_freq  # [B, L, hd/2]
     emb = torch.cat((freqs, freqs), dim=-1)[:, None]
     return emb.cos(), emb.sin()
@@ -96,8 +106,8 @@ class LLaDALlamaBlock(GradientCheckpointingLayer):
         self.up_proj = nn.Linear(d, config.mlp_hidden, bias=config.include_bias)
         self.ff_out = nn.Linear(config.mlp_hidden, d, bias=config.include_bias)
         if config.attention_layer_norm:
-            self.q_norm = LLaDANorm(config, d)
-            self.k_norm = LLaDANorm(config, kv_dim)
+            self.q_norm = LLaDANorm(config, d, config.attention_layer_norm_with_affine)
+            self.k_norm = LLaDANorm(config, kv_dim, config.attention_layer_norm_with_affine)
         self.act = _ACT[config.activation_type]
 
     def forward(
@@ -227,7 +237,9 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         if cache_splice is not None:
             s, e = cache_splice
             if past_key_values is None or e - s != L:
-                raise ValueError(f"cache_splice={cache_splice} needs a full-canvas cache and {e - s} query tokens")
+                raise ValueError(
+                    f"cache_splice={cache_splice} needs a full-canvas cache and {e - s} query tokens"
+                )
             key_len, q_start = past_len, s
         else:
             key_len, q_start = past_len + L, past_len

@@ -115,7 +115,8 @@ class LLaDAConfig(PretrainedConfig):
         self.precision = precision
         self.use_cache = use_cache
         # The official model gives a left-padded row positions 0.. from the first pad; we number
-        # real tokens from 0 so padding cannot change their logits. False restores the official rule.
+        # real tokens from 0 so a row's positions do not depend on its padding. False restores the
+        # official rule (equal up to rounding once pads are masked, since RoPE is relative).
         self.position_ids_from_mask = position_ids_from_mask
         kwargs.pop("tie_word_embeddings", None)
         super().__init__(
@@ -163,8 +164,18 @@ class LLaDAConfig(PretrainedConfig):
                 raise ConfigError(f"LLaDAConfig.{key}={value!r} is not supported; valid: {', '.join(valid)}")
         if self.alibi:
             raise ConfigError("LLaDAConfig.alibi=True is not supported (LLaDA checkpoints use rope=True)")
+        if not self.rope:
+            # Without rope the official model would need a learned ``wpe`` table; LLaDA never uses one.
+            raise ConfigError("LLaDAConfig.rope=False is not supported; valid: True (rotary embeddings)")
+        if self.block_group_size != 1:
+            # Grouped blocks are stored as ``transformer.block_groups.N``: a different checkpoint layout.
+            raise ConfigError(
+                f"LLaDAConfig.block_group_size={self.block_group_size} is not supported; valid: 1"
+            )
         if self.d_model % self.n_heads:
-            raise ConfigError(f"LLaDAConfig.d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+            raise ConfigError(
+                f"LLaDAConfig.d_model={self.d_model} is not divisible by n_heads={self.n_heads}"
+            )
         if self.n_heads % self.effective_n_kv_heads:
             raise ConfigError(f"LLaDAConfig.n_heads={self.n_heads} is not a multiple of n_kv_heads")
         if self.mask_token_id is not None and not 0 <= self.mask_token_id < self.output_size:

@@ -10,10 +10,15 @@ import os
 from pathlib import Path
 
 from dlrl.errors import DLRLError
-from dlrl.models.families import FamilySpec, detect_family, get_family
-from dlrl.models.interface import MaskedDLM
+from dlrl.models.families import FamilySpec, detect_family, get_family, require_masked
+from dlrl.models.interface import MaskedDLM, output_vocab_size
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 TINY_ALIASES = ("tiny", "dlrl:tiny")
 
 
@@ -25,13 +30,17 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
         return TINY_DIR
     p = Path(path).expanduser()
     if not p.exists():
-        raise DLRLError(f"model path {str(path)!r} does not exist (dlrl loads checkpoints from local directories only)")
+        raise DLRLError(
+            f"model path {str(path)!r} does not exist (dlrl loads checkpoints from local directories only)"
+        )
     if not p.is_dir():
         raise DLRLError(f"model path {str(path)!r} is not a directory")
     if not (p / "config.json").is_file():
         raise DLRLError(f"model directory {str(p)!r} has no config.json")
     if not any((p / f).is_file() for f in WEIGHT_FILES):
-        raise DLRLError(f"model directory {str(p)!r} has no weights (expected one of {', '.join(WEIGHT_FILES)})")
+        raise DLRLError(
+            f"model directory {str(p)!r} has no weights (expected one of {', '.join(WEIGHT_FILES)})"
+        )
     return p
 
 
@@ -77,7 +86,7 @@ def load_model(
         tokenizer: checked against the model: its mask token and vocabulary must fit.
     """
     p = resolve_model_path(path)
-    spec = get_family(family) if family else detect_family(_read_model_type(p))
+    spec = require_masked(get_family(family) if family else detect_family(_read_model_type(p)))
     module = _load_module(p, spec, dtype)
     if device is not None:
         module = module.to(device)
@@ -92,7 +101,7 @@ def load_model(
             f"checkpoint {str(p)!r} defines no mask token: set mask_token_id in config.json or the recipe "
             "(model.mask_token_id)"
         )
-    vocab = getattr(config, "embedding_size", None) or getattr(config, "vocab_size", None)
+    vocab = output_vocab_size(config)
     if tokenizer is not None and vocab is not None and len(tokenizer) > vocab:
         raise DLRLError(
             f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab}: "
@@ -101,8 +110,8 @@ def load_model(
     return MaskedDLM(
         module=module,
         mask_token_id=int(mask_id),
-        eos_token_id=getattr(tokenizer, "eos_token_id", None) or _first(getattr(config, "eos_token_id", None)),
-        pad_token_id=getattr(tokenizer, "pad_token_id", None) or _first(getattr(config, "pad_token_id", None)),
+        eos_token_id=_prefer(getattr(tokenizer, "eos_token_id", None), getattr(config, "eos_token_id", None)),
+        pad_token_id=_prefer(getattr(tokenizer, "pad_token_id", None), getattr(config, "pad_token_id", None)),
         vocab_size=vocab,
         family=spec,
     )
@@ -133,3 +142,8 @@ def _load_module(p: Path, spec: FamilySpec, dtype):
 
 def _first(value):
     return value[0] if isinstance(value, (list, tuple)) and value else value
+
+
+def _prefer(from_tokenizer, from_config):
+    # Explicit None test: id 0 is a real token id (the tiny model's pad), not "unset".
+    return from_tokenizer if from_tokenizer is not None else _first(from_config)
