@@ -49,4 +49,3 @@ def params_snapshot(model):
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-torch.set_num_threads(2)

@@ -1,0 +1,209 @@
+"""The rollout engine: semi-autoregressive masked-diffusion sampling (LLaDA Alg. 5, "low-confidence
+remasking", with the block schedule of LLaDA's ``generate.py``).
+
+    out = RolloutEngine(model, RolloutConfig(gen_length=256, block_length=32, steps=128)).generate(ids, mask)
+
+The canvas is ``[prompt (left-padded) | G masks]``. Blocks of ``block_length`` are denoised left to
+right; block b runs ``S = steps / num_blocks`` steps, step s commits ``counts[b, s]`` tokens
+(:mod:`dlrl.rollout.schedule`) chosen by the remasking rule (:mod:`dlrl.rollout.strategies`).
+Global step index of block b, step s = ``b * S + s`` (recorded in ``unmask_step``).
+
+EOS: with ``stop_at_eos`` a row is finished once the completion up to the end of the current
+block (which is fully committed) contains EOS; it takes no further steps, and its still-masked
+later positions are set to EOS, recorded at the row's last step. Fixed tokens are never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+from dlrl.errors import ConfigError
+from dlrl.models import as_masked_dlm
+from dlrl.models.llada import LLaDAModelLM
+from dlrl.rollout.cache import Canvas
+from dlrl.rollout.config import RolloutConfig
+from dlrl.rollout.cuda_graphs import GraphCache
+from dlrl.rollout.denoise import BlockRunner
+from dlrl.rollout.inputs import check_fixed, check_prompt, make_generators
+
+
+@dataclass
+class RolloutOutput:
+    """Result of :func:`generate`.
+
+    Attributes:
+        sequences: long [B, P + G]; the prompt columns are the input, untouched.
+        unmask_step: long [B, G]; global step at which each completion token was committed
+            (−1 for fixed/inpainted tokens).
+        completion_mask: bool [B, G]; tokens up to and including the first EOS.
+        nfe: model forward passes (a CFG pair is one batched pass).
+        prompt_length: P.
+    """
+
+    sequences: torch.Tensor
+    unmask_step: torch.Tensor
+    completion_mask: torch.Tensor
+    nfe: int
+    prompt_length: int
+
+    @property
+    def completion_ids(self) -> torch.Tensor:
+        """long [B, G]."""
+        return self.sequences[:, self.prompt_length :]
+
+
+_GRAPHS_ATTR = "_dlrl_rollout_graphs"
+
+
+class RolloutEngine:
+    """Reusable sampler for one model; holds captured CUDA graphs between calls.
+
+    Args:
+        model: a ``dlrl.models`` model (possibly peft/DeepSpeed-wrapped) or a ``MaskedDLM``.
+        config: sampler options; ``generate(**overrides)`` replaces fields for one call.
+    """
+
+    def __init__(self, model, config: RolloutConfig | None = None):
+        self.model = as_masked_dlm(model)
+        self.config = config if config is not None else RolloutConfig()
+        self.config.validate()
+        self._graphs: GraphCache | None = None
+
+    @property
+    def graphs(self) -> GraphCache:
+        """Captured steps, shared by every engine of this module (``generate`` builds one per call).
+
+        Stored on the module itself so the graphs live and die with the weights they point at.
+        """
+        if self._graphs is None:
+            module = self.model.module
+            cache = module.__dict__.get(_GRAPHS_ATTR)
+            if cache is None:
+                cache = GraphCache(enabled=True)
+                module.__dict__[_GRAPHS_ATTR] = cache
+            self._graphs = cache
+        return self._graphs
+
+    def reset_graphs(self) -> None:
+        """Forget captured graphs (e.g. before freeing or replacing the weights)."""
+        self.graphs.reset()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        fixed_ids: torch.Tensor | None = None,
+        fixed_mask: torch.Tensor | None = None,
+        seed: int | list[int] | None = None,
+        **overrides,
+    ) -> RolloutOutput:
+        """Denoise ``gen_length`` tokens after each left-padded prompt ``input_ids`` [B, P].
+
+        ``fixed_ids``/``fixed_mask`` [B, G] inpaint completion positions (never masked or
+        overwritten); ``seed`` (int → row i uses seed + i, or one int per row) makes rows
+        reproducible independently of the batch they are in.
+        """
+        cfg = self._config(overrides)
+        dlm = self.model
+        device = dlm.device
+        input_ids, prompt_mask = check_prompt(dlm, input_ids, attention_mask, cfg.gen_length, device)
+        B, P = input_ids.shape
+        G = cfg.gen_length
+        fixed_ids, fixed_mask = check_fixed(dlm, fixed_ids, fixed_mask, B, G, device)
+        gens = make_generators(seed, B, device)
+
+        x = torch.cat((input_ids, input_ids.new_full((B, G), dlm.mask_token_id)), dim=1)
+        if fixed_mask is not None:
+            x[:, P:] = torch.where(fixed_mask, fixed_ids, x[:, P:])
+        unmask = torch.full((B, G), -1, dtype=torch.long, device=device)
+        native = isinstance(dlm.core, LLaDAModelLM)
+        canvas = Canvas.build(prompt_mask, G, cfg.cfg_scale > 0, native)
+        if cfg.cache != "none" and not dlm.supports_kv_cache:
+            raise ConfigError(f"cache={cfg.cache!r} needs the native LLaDA model; use cache='none'")
+        graphs = self._use_graphs(cfg, gens, device)
+        if graphs:
+            self.graphs.check_weights(dlm.module)
+
+        run = BlockRunner(dlm, cfg, P, self.graphs if graphs else None)
+        done = torch.zeros(B, dtype=torch.bool)
+        bar = _progress(cfg)
+        for b in range(cfg.num_blocks):
+            rows = (~done).nonzero().squeeze(1)
+            if rows.numel() == 0:
+                break
+            subset = rows.numel() < B
+            idx = rows.to(device)
+            xa = x[idx] if subset else x
+            ua = unmask[idx] if subset else unmask
+            ga = None if gens is None else [gens[i] for i in rows.tolist()]
+            last = run.block(b, xa, ua, _select_rows(canvas, idx, B) if subset else canvas, ga, bar)
+            if subset:
+                x[idx], unmask[idx] = xa, ua
+            if cfg.stop_at_eos and dlm.eos_token_id is not None:
+                end = P + (b + 1) * cfg.block_length
+                done |= _finish_rows(x, unmask, done, P, end, last, dlm.eos_token_id, dlm.mask_token_id)
+        if bar is not None:
+            bar.close()
+        completion_mask = _through_first(x[:, P:], dlm.eos_token_id)
+        return RolloutOutput(x, unmask, completion_mask, run.nfe, P)
+
+    def _config(self, overrides: dict) -> RolloutConfig:
+        if not overrides:
+            return self.config
+        names = {f.name for f in fields(RolloutConfig)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigError(f"unknown rollout option(s) {unknown}; valid: {', '.join(sorted(names))}")
+        return replace(self.config, **overrides)
+
+    def _use_graphs(self, cfg: RolloutConfig, gens, device: torch.device) -> bool:
+        if cfg.cuda_graphs == "off" or device.type != "cuda":
+            return False
+        # per-row generators cannot be replayed inside a graph; greedy steps never draw from them
+        return gens is None or (cfg.temperature == 0 and cfg.remasking != "random")
+
+
+def _finish_rows(x, unmask, done, P: int, end: int, last_step: int, eos_id: int, mask_id: int) -> torch.Tensor:
+    """Rows whose committed completion [P, end) holds EOS are done; their masks become EOS.
+
+    Returns the new done flags (bool [B], CPU). ``x`` [B, L] and ``unmask`` [B, G] change in place.
+    """
+    has_eos = (x[:, P:end] == eos_id).any(-1)
+    newly = has_eos & ~done.to(x.device)
+    fill = (x[:, P:] == mask_id) & newly.unsqueeze(1)
+    x[:, P:] = x[:, P:].masked_fill(fill, eos_id)
+    unmask.masked_fill_(fill, last_step)
+    return has_eos.cpu()
+
+
+def _select_rows(canvas: Canvas, idx: torch.Tensor, batch: int) -> Canvas:
+    """The canvas of rows ``idx`` (model-batch tensors with CFG hold 2B rows: both halves)."""
+
+    def pick(t):
+        if t is None:
+            return None
+        return t[torch.cat((idx, idx + batch))] if t.shape[0] == 2 * batch else t[idx]
+
+    return Canvas(canvas.prompt_length, canvas.prompt_real[idx], pick(canvas.attn4), pick(canvas.positions), pick(canvas.attn2))
+
+
+def _through_first(completion: torch.Tensor, eos_id: int | None) -> torch.Tensor:
+    """bool [B, G]: positions up to and including the first EOS (all True without EOS)."""
+    G = completion.shape[1]
+    if eos_id is None:
+        return torch.ones_like(completion, dtype=torch.bool)
+    is_eos = completion == eos_id
+    first = torch.where(is_eos.any(-1), is_eos.long().argmax(-1), G)
+    return torch.arange(G, device=completion.device).unsqueeze(0) <= first.unsqueeze(1)
+
+
+def _progress(cfg: RolloutConfig):
+    if not cfg.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.steps, desc="denoising", leave=False)
