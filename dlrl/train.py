@@ -18,8 +18,8 @@ def prepare_recipe(path: str | Path, overrides: list[str] | None = None, resume:
     return recipe, config, funcs
 
 
-def build_trainer(recipe, config, funcs):
-    """Load tokenizer, model and data, and construct the trainer the algorithm names."""
+def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
+    """Load tokenizer, model and data (unless ``records`` are given) and construct the trainer."""
     import torch
 
     from dlrl.models import load_model, load_tokenizer
@@ -32,7 +32,8 @@ def build_trainer(recipe, config, funcs):
     if spec.dtype == "auto":
         dtype = torch.bfloat16 if (config.bf16 and torch.cuda.is_available()) else torch.float32
     model = load_model(spec.path, family=spec.family, dtype=dtype, tokenizer=tokenizer, mask_token_id=spec.mask_token_id)
-    records = load_records(recipe.dataset, recipe.base_dir)
+    if records is None:
+        records = load_records(recipe.dataset, recipe.base_dir)
     config.prompt_column = recipe.dataset.prompt_column
     return DiffusionGRPOTrainer(model, tokenizer, funcs, records, config, lora=recipe.lora)
 

@@ -1,0 +1,3 @@
+from dlrl.evaluation.cli import main
+
+raise SystemExit(main())

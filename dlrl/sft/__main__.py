@@ -1,0 +1,3 @@
+from dlrl.sft.cli import main
+
+raise SystemExit(main())

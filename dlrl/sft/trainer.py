@@ -1,0 +1,167 @@
+"""A plain, readable masked-SFT loop: AdamW, warm-up + cosine/linear schedule, gradient
+accumulation, optional LoRA, tqdm, metrics JSONL, ``save_pretrained`` checkpoints.
+
+Runs through ``accelerate`` so the same code runs on CPU, one GPU, DDP or DeepSpeed
+(``accelerate launch -m dlrl.sft recipe.yaml``); each process draws its own batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from dlrl.errors import ConfigError
+from dlrl.sft.config import SFTConfig
+from dlrl.sft.data import SFTBatch, TokenizedExample, collate, tokenize_example
+from dlrl.sft.loss import sft_loss
+from dlrl.sft.masking import make_mask_sampler
+from dlrl.trainer.metrics import MetricsLogger
+
+
+class SFTTrainer:
+    """Masked SFT of ``model`` on ``train_records`` (dicts with ``prompt`` and ``completion``).
+
+    Args:
+        model: a ``MaskedDLM`` or raw LLaDA module (trained in place unless LoRA wraps it).
+        tokenizer: renders prompts with its chat template; supplies EOS/pad ids.
+        train_records, eval_records: task records (``dlrl.tasks.make_dataset``) or any dicts
+            with the two columns.
+        config: :class:`SFTConfig`. lora: ``dlrl.models.lora.LoraSettings`` or None.
+    """
+
+    def __init__(self, model, tokenizer, train_records: list[dict], config: SFTConfig | None = None,
+                 eval_records: list[dict] | None = None, lora=None):
+        from dlrl.models import apply_lora, as_masked_dlm
+
+        self.config = config or SFTConfig()
+        if not train_records:
+            raise ConfigError("SFT needs at least one training record")
+        self.tokenizer = tokenizer
+        dlm = as_masked_dlm(model)
+        self.lora = lora
+        module = apply_lora(dlm.module, lora) if lora is not None else dlm.module
+        self.model = dataclasses.replace(dlm, module=module)
+        c = self.config
+        self.train = [tokenize_example(r, tokenizer, max_completion_length=c.max_completion_length) for r in train_records]
+        self.eval = [tokenize_example(r, tokenizer, max_completion_length=c.max_completion_length) for r in eval_records or []]
+        self.sampler = make_mask_sampler(c.masking)
+        self.eval_sampler = make_mask_sampler(c.eval_masking)
+        self.history: list[dict] = []
+
+    # ----------------------------------------------------------------------------------
+    def _batch(self, examples: list[TokenizedExample]) -> SFTBatch:
+        return collate(examples, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+                       completion_length=self.config.max_completion_length)
+
+    def train_model(self) -> list[dict]:
+        """Run ``max_steps`` optimizer steps; returns (and writes) the logged metrics."""
+        from accelerate import Accelerator
+        from tqdm.auto import tqdm
+        from transformers import get_scheduler
+
+        c = self.config
+        acc = Accelerator(cpu=c.use_cpu, mixed_precision="bf16" if c.bf16 else "no",
+                          gradient_accumulation_steps=c.gradient_accumulation_steps)
+        torch.manual_seed(c.seed)
+        params = [p for p in self.model.module.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=c.learning_rate, weight_decay=c.weight_decay,
+                                betas=(c.adam_beta1, c.adam_beta2))
+        name = "constant_with_warmup" if c.lr_scheduler_type == "constant" else c.lr_scheduler_type
+        sched = get_scheduler(name, opt, num_warmup_steps=c.warmup_steps, num_training_steps=c.max_steps)
+        module, opt, sched = acc.prepare(self.model.module, opt, sched)
+        self.model = dataclasses.replace(self.model, module=module)
+        # Per-process streams: batches differ across ranks, masks differ across steps.
+        gen = torch.Generator().manual_seed(c.seed * 1000 + acc.process_index)
+        out = Path(c.output_dir)
+        log = MetricsLogger(out, enabled=acc.is_main_process, tensorboard="tensorboard" in (c.report_to or []))
+        bar = tqdm(total=c.max_steps, desc="sft", disable=not (c.progress and acc.is_main_process))
+        module.train()
+        window: dict[str, float] = {}
+        t0, tokens = time.perf_counter(), 0
+        for step in range(1, c.max_steps + 1):
+            for _ in range(c.gradient_accumulation_steps):
+                idx = torch.randint(len(self.train), (c.per_device_train_batch_size,), generator=gen)
+                batch = self._batch([self.train[i] for i in idx]).to(acc.device)
+                t = self.sampler.sample(len(idx), step=step - 1, total_steps=c.max_steps, generator=gen, device=acc.device)
+                with acc.accumulate(module):
+                    res = sft_loss(self.model, batch.input_ids, batch.response_mask, batch.attention_mask, t,
+                                   mode=c.mode, generator=gen)
+                    acc.backward(res.loss)
+                    if acc.sync_gradients and c.max_grad_norm:
+                        acc.clip_grad_norm_(params, c.max_grad_norm)
+                    opt.step()
+                    sched.step()
+                    opt.zero_grad()
+                tokens += int(batch.attention_mask.sum())
+                for key, val in (("loss", res.loss.item()), ("masked_nll", res.masked_nll), ("mean_ratio", res.mean_ratio)):
+                    window[key] = window.get(key, 0.0) + val
+                window["n"] = window.get("n", 0) + 1
+            bar.update(1)
+            is_eval = self.eval and ((c.eval_steps and step % c.eval_steps == 0) or step == c.max_steps)
+            if step % c.logging_steps == 0 or step == c.max_steps or is_eval:
+                n = window.pop("n")
+                row = {**{k: v / n for k, v in window.items()}, "lr": sched.get_last_lr()[0],
+                       "tokens_per_s": tokens / (time.perf_counter() - t0)}
+                window = {}
+                if is_eval:
+                    row["eval_loss"] = self.evaluate_loss()
+                    module.train()
+                self.history.append({"step": step, **row})
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+                log.log(step, row)
+            if c.save_steps and step % c.save_steps == 0 and step < c.max_steps:
+                self.save(out / f"checkpoint-{step}", acc)
+        bar.close()
+        log.close()
+        self.accelerator = acc
+        return self.history
+
+    @torch.no_grad()
+    def evaluate_loss(self, sampler=None, seed: int = 1234) -> float:
+        """Mean validation loss over ``eval_records`` with fixed-seed ratios and masks (comparable
+        across steps and runs). ``sampler`` defaults to ``eval_masking``."""
+        if not self.eval:
+            raise ConfigError("evaluate_loss needs eval_records")
+        return validation_loss(self.model, self.eval, self._batch, sampler or self.eval_sampler,
+                               mode=self.config.mode, batch_size=self.config.eval_batch_size, seed=seed)
+
+    def save(self, path: str | Path | None = None, accelerator=None) -> Path:
+        """Write model (+ tokenizer) to ``path`` (default ``output_dir``); LoRA → merged if ``merge_lora``."""
+        path = Path(path or self.config.output_dir)
+        acc = accelerator or getattr(self, "accelerator", None)
+        module = acc.unwrap_model(self.model.module) if acc is not None else self.model.module
+        if acc is not None and not acc.is_main_process:
+            return path
+        if self.lora is not None and self.config.merge_lora:
+            import copy
+
+            module = copy.deepcopy(module).merge_and_unload()
+        module.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        return path
+
+
+@torch.no_grad()
+def validation_loss(model, examples: list[TokenizedExample], make_batch, sampler, *, mode: str = "sft",
+                    batch_size: int = 64, seed: int = 1234) -> float:
+    """Average LLaDA loss over ``examples`` with ratios/masks from a generator seeded ``seed``."""
+    from dlrl.models import as_masked_dlm
+
+    dlm = as_masked_dlm(model)
+    was_training = dlm.module.training
+    dlm.module.eval()
+    gen = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        batch = make_batch(chunk).to(dlm.device)
+        t = sampler.sample(len(chunk), step=0, total_steps=1, generator=gen, device=dlm.device)
+        res = sft_loss(dlm, batch.input_ids, batch.response_mask, batch.attention_mask, t, mode=mode, generator=gen)
+        total += res.loss.item() * len(chunk)
+        count += len(chunk)
+    dlm.module.train(was_training)
+    return total / max(count, 1)
+

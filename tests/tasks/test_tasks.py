@@ -1,0 +1,111 @@
+"""Synthetic task generators: determinism, columns, correctness of the reference answers."""
+
+import json
+
+import pytest
+
+from dlrl.errors import ConfigError
+from dlrl.tasks import TASKS, make_dataset, make_splits, prompt_text
+from dlrl.tasks.countdown import _apply
+from dlrl.tasks.sudoku import count_solutions
+
+COLUMNS = {
+    "arithmetic": {"solution", "reasoning", "steps", "expression"},
+    "countdown": {"numbers", "target", "solution", "reasoning"},
+    "sudoku": {"puzzle", "solution", "size", "num_empty", "reasoning"},
+    "code": {"tests", "entry_point", "solution"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_records_are_deterministic_json_with_columns(name):
+    a, b = make_dataset(name, 20, seed=3), make_dataset(name, 20, seed=3)
+    assert a == b
+    assert a != make_dataset(name, 20, seed=4)
+    for r in a:
+        json.dumps(r)
+        assert r["task"] == name
+        assert r["prompt"][0]["role"] == "user" and r["prompt"][0]["content"]
+        assert isinstance(r["completion"], str) and r["completion"]
+        assert COLUMNS[name] <= set(r)
+
+
+def test_arithmetic_trace_is_correct_and_answer_matches():
+    for r in make_dataset("arithmetic", 200, seed=0):
+        value = None
+        for line in r["reasoning"].splitlines():
+            lhs, rhs = line.split("=")
+            # Each step is "a op b" with non-negative ints; evaluate it exactly.
+            assert eval(lhs) == int(rhs)  # noqa: S307 - generated digits and operators only
+            value = int(rhs)
+        assert str(value) == r["solution"]
+        assert eval(r["expression"]) == value  # noqa: S307
+        assert r["completion"].endswith(f"<answer>\n{value}\n</answer>")
+        assert 0 <= value <= 99
+
+
+def test_arithmetic_options_checked():
+    with pytest.raises(ConfigError, match="style"):
+        make_dataset("arithmetic", 1, style="poem")
+    with pytest.raises(ConfigError, match="no option"):
+        make_dataset("arithmetic", 1, difficulty=3)
+
+
+def test_countdown_solution_uses_each_number_once_and_hits_target():
+    from collections import Counter
+
+    recs = make_dataset("countdown", 200, seed=1)
+    assert {len(r["numbers"]) for r in recs} == {3, 4}
+    for r in recs:
+        assert eval(r["solution"]) == r["target"]  # noqa: S307 - digits and + - * / ( ) only
+        used = [int(x) for x in r["solution"].replace("(", " ").replace(")", " ").replace("+", " ").replace("-", " ")
+                .replace("*", " ").replace("/", " ").split()]
+        assert Counter(used) == Counter(r["numbers"])
+        assert 1 <= r["target"] <= 100
+
+
+def test_countdown_apply_refuses_non_integer_steps():
+    assert _apply("/", 7, 2) is None and _apply("-", 3, 5) is None and _apply("/", 8, 2) == 4
+
+
+@pytest.mark.parametrize("size", [4, 9])
+def test_sudoku_unique_solution_consistent_with_puzzle(size):
+    for r in make_dataset("sudoku", 5 if size == 9 else 30, seed=2, size=size):
+        p, s = r["puzzle"], r["solution"]
+        assert len(p) == len(s) == size * size
+        assert all(a in ("0", b) for a, b in zip(p, s))
+        assert p.count("0") == r["num_empty"] >= 1
+        assert count_solutions([int(c) for c in p], size, limit=2) == 1
+        assert count_solutions([int(c) for c in s], size) == 1  # the solution is a valid full grid
+        assert len(r["reasoning"].splitlines()) == r["num_empty"]
+
+
+def test_code_reference_passes_its_tests():
+    for r in make_dataset("code", 60, seed=0):
+        ns = {}
+        exec(r["solution"], ns)  # noqa: S102 - our own generated one-liners
+        for t in r["tests"]:
+            exec(t, ns)  # noqa: S102
+        assert r["entry_point"] in ns
+        assert r["completion"] == f"```python\n{r['solution']}\n```"
+
+
+def test_splits_are_disjoint():
+    train, test = make_splits("arithmetic", 300, 50, seed=0, style="plain", max_steps=1, max_value=20)
+    assert len(train) == 300 and len(test) == 50
+    assert not {prompt_text(r["prompt"]) for r in test} & {prompt_text(r["prompt"]) for r in train}
+
+
+def test_unknown_task_is_loud():
+    with pytest.raises(ConfigError, match="valid: arithmetic"):
+        make_dataset("gsm8k", 3)
+
+
+def test_cli_writes_jsonl(tmp_path):
+    from dlrl.tasks.__main__ import main
+
+    out = tmp_path / "c.jsonl"
+    assert main(["countdown", "--n", "4", "--seed", "1", "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert rows == make_dataset("countdown", 4, seed=1)
+    assert main(["countdown", "--opt", "nope=1"]) == 2
