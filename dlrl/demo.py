@@ -18,7 +18,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "coupled_grp
 def _accuracy(model, tok, records, graders, setting):
     from dlrl.evaluation import evaluate
 
-    report = evaluate(model, tok, records, graders, [setting])
+    report = evaluate(model, tok, records, graders, [setting], print_table=False)
     return report.results[0]
 
 
