@@ -45,8 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timed calls after the measured first one")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16")
-    p.add_argument("--train-embeddings", action="store_true",
-                   help="also train the [V, d] embedding/head (default frozen, as under d1's LoRA recipe)")
+    p.add_argument(
+        "--train-embeddings",
+        action="store_true",
+        help="also train the [V, d] embedding/head (default frozen, as under d1's LoRA recipe)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--quick", action="store_true", help="B=2, P=16, Lc=32, 1 repeat")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -163,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if cuda else "float32")
     print(
-        f"likelihood bench: random LLaDA d={args.d_model} layers={args.layers} V={args.vocab} {dtype} on "
+        f"likelihood bench: random LLaDA d={args.d_model} layers={args.layers} V={args.vocab} {dtype} "
+        f"({'embeddings trained' if args.train_embeddings else 'embeddings frozen'}) on "
         f"{'cuda' if cuda else 'cpu'} | B={args.batch} P={args.prompt_len} Lc={args.completion_len} | "
         f"forward+backward, median of {args.repeats}; peak = extra memory of one call "
         f"({'max_memory_allocated' if cuda else 'subprocess ru_maxrss − RSS before'})"

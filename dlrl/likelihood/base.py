@@ -102,7 +102,9 @@ def mix_seed(*parts: int) -> int:
     return h & ((1 << 63) - 1)
 
 
-def row_uniform(seed: int, stream: int | tuple[int, ...], batch: int, length: int, *, from_right: bool = False):
+def row_uniform(
+    seed: int, stream: int | tuple[int, ...], batch: int, length: int, *, from_right: bool = False
+):
     """U[0, 1) float64 [batch, length] on CPU; row b comes from its own generator.
 
     ``from_right=True`` fills each row right to left, so column ``length-1`` always gets the
@@ -211,7 +213,9 @@ class LikelihoodEstimator(metaclass=_StrictOptions):
         )
 
     @abc.abstractmethod
-    def _estimate(self, batch: ScoringBatch, *, seed, return_entropy, unmask_step, iteration) -> LikelihoodOutput:
+    def _estimate(
+        self, batch: ScoringBatch, *, seed, return_entropy, unmask_step, iteration
+    ) -> LikelihoodOutput:
         """Estimator-specific noise and aggregation."""
 
     # -- shared scoring ---------------------------------------------------------------------
@@ -243,7 +247,9 @@ class LikelihoodEstimator(metaclass=_StrictOptions):
         if noised_prompt is not None:
             prompt = prompt.masked_fill(noised_prompt.to(dev), mask_id)
         canvas = torch.cat((prompt, completion), dim=1)
-        attention = torch.cat((batch.prompt_mask[row_index], torch.ones_like(completion, dtype=torch.bool)), dim=1)
+        attention = torch.cat(
+            (batch.prompt_mask[row_index], torch.ones_like(completion, dtype=torch.bool)), dim=1
+        )
         targets = batch.completion_ids[row_index]
         select = select.to(dev)
         step = self.max_forward_rows or canvas.shape[0]
@@ -266,11 +272,15 @@ def _validate(model, prompt_ids, prompt_mask, completion_ids, completion_mask) -
     for key, t in (("prompt_ids", prompt_ids), ("prompt_mask", prompt_mask),
                    ("completion_ids", completion_ids), ("completion_mask", completion_mask)):  # fmt: skip
         if not isinstance(t, torch.Tensor) or t.dim() != 2:
-            raise DLRLError(f"{key} must be a 2-D tensor [B, L]; got {type(t).__name__} {getattr(t, 'shape', '')}")
+            raise DLRLError(
+                f"{key} must be a 2-D tensor [B, L]; got {type(t).__name__} {getattr(t, 'shape', '')}"
+            )
     if prompt_mask.shape != prompt_ids.shape:
         raise DLRLError(f"prompt_mask {tuple(prompt_mask.shape)} != prompt_ids {tuple(prompt_ids.shape)}")
     if completion_mask.shape != completion_ids.shape:
-        raise DLRLError(f"completion_mask {tuple(completion_mask.shape)} != completion_ids {tuple(completion_ids.shape)}")
+        raise DLRLError(
+            f"completion_mask {tuple(completion_mask.shape)} != completion_ids {tuple(completion_ids.shape)}"
+        )
     if prompt_ids.shape[0] != completion_ids.shape[0]:
         raise DLRLError(f"prompt batch {prompt_ids.shape[0]} != completion batch {completion_ids.shape[0]}")
     return ScoringBatch(dlm, prompt_ids, prompt_mask.bool(), completion_ids, completion_mask.bool())

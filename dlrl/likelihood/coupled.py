@@ -47,7 +47,9 @@ class CoupledEstimator(LikelihoodEstimator):
     def __post_init__(self):
         super().__post_init__()
         if not 0.0 < self.t_min <= self.t_max < 1.0:
-            raise ConfigError(f"coupled needs 0 < t_min ≤ t_max < 1; got t_min={self.t_min}, t_max={self.t_max}")
+            raise ConfigError(
+                f"coupled needs 0 < t_min ≤ t_max < 1; got t_min={self.t_min}, t_max={self.t_max}"
+            )
 
     @property
     def forward_passes(self) -> int:

@@ -64,7 +64,9 @@ class MaskedELBOEstimator(LikelihoodEstimator):
         if not 0.0 <= self.t_min <= self.t_max <= 1.0:
             raise ConfigError(f"masked_elbo needs 0 ≤ t_min ≤ t_max ≤ 1; got {self.t_min}, {self.t_max}")
         if self.schedule == "spaced" and (self.num_iterations is None or self.num_iterations < 1):
-            raise ConfigError("masked_elbo schedule='spaced' needs num_iterations=μ ≥ 1 (the trainer's num_iterations)")
+            raise ConfigError(
+                "masked_elbo schedule='spaced' needs num_iterations=μ ≥ 1 (the trainer's num_iterations)"
+            )
 
     def ratios(self, seed: int, batch: int, iteration: int | None = None) -> torch.Tensor:
         """Mask ratios p [B] (float64) for ``seed`` (and ``iteration`` under the spaced schedule)."""
@@ -72,7 +74,9 @@ class MaskedELBOEstimator(LikelihoodEstimator):
         if self.schedule == "uniform":
             return p
         if iteration is None:
-            raise DLRLError("masked_elbo schedule='spaced' needs iteration=k (0 ≤ k < num_iterations) in the call")
+            raise DLRLError(
+                "masked_elbo schedule='spaced' needs iteration=k (0 ≤ k < num_iterations) in the call"
+            )
         mu = self.num_iterations
         if not 0 <= iteration < mu:
             raise DLRLError(f"iteration={iteration} is outside [0, num_iterations={mu})")

@@ -56,7 +56,9 @@ class MCELBOEstimator(LikelihoodEstimator):
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"mc_elbo sampler={self.sampler!r}; valid: {', '.join(SAMPLERS)}")
         if self.num_samples < 1 or (self.antithetic and self.num_samples % 2):
-            raise ConfigError(f"mc_elbo num_samples={self.num_samples} must be ≥ 1 (and even when antithetic)")
+            raise ConfigError(
+                f"mc_elbo num_samples={self.num_samples} must be ≥ 1 (and even when antithetic)"
+            )
         if not 0.0 <= self.eps < 0.5:
             raise ConfigError(f"mc_elbo eps={self.eps} must lie in [0, 0.5)")
 

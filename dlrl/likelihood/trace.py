@@ -63,9 +63,13 @@ class TraceEstimator(LikelihoodEstimator):
 
     def _estimate(self, batch, *, seed, return_entropy, unmask_step, iteration):
         if unmask_step is None:
-            raise DLRLError("the 'trace' estimator needs unmask_step [B, Lc] from the rollout (RolloutOutput.unmask_step)")
+            raise DLRLError(
+                "the 'trace' estimator needs unmask_step [B, Lc] from the rollout (RolloutOutput.unmask_step)"
+            )
         if unmask_step.shape != batch.completion_ids.shape:
-            raise DLRLError(f"unmask_step {tuple(unmask_step.shape)} != completion_ids {tuple(batch.completion_ids.shape)}")
+            raise DLRLError(
+                f"unmask_step {tuple(unmask_step.shape)} != completion_ids {tuple(batch.completion_ids.shape)}"
+            )
         groups = step_groups(unmask_step.detach().long().cpu(), self.shrink)
         real = batch.completion_mask.cpu()
         row_index, noised, select = [], [], []

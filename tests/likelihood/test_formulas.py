@@ -51,7 +51,9 @@ def test_masked_elbo_is_mmada_eq4(tiny, batch, full_softmax):
 def test_mc_elbo_is_the_weighted_mask_average(tiny, batch, full_softmax, sampler, antithetic):
     p, pm, c, cm = batch(filler_from=5)
     K, B = 4, c.shape[0]
-    out = ESTIMATORS["mc_elbo"](num_samples=K, sampler=sampler, antithetic=antithetic)(tiny, p, pm, c, cm, seed=2)
+    out = ESTIMATORS["mc_elbo"](num_samples=K, sampler=sampler, antithetic=antithetic)(
+        tiny, p, pm, c, cm, seed=2
+    )
     masks, w = out.extras["noised"].view(K, B, -1), out.extras["weights"].float()
     total = torch.zeros(B, c.shape[1])
     for k in range(K):

@@ -38,7 +38,10 @@ def test_gradcheck_double():
     index, targets = torch.tensor([1, 2, 5]), torch.tensor([0, 6, 3])
     # The function computes in float32; compare its float64-input gradient numerically.
     assert torch.autograd.gradcheck(
-        lambda x: selected_logprobs(x, index, targets, chunk_size=2)[0].double(), (logits,), eps=1e-3, atol=1e-3
+        lambda x: selected_logprobs(x, index, targets, chunk_size=2)[0].double(),
+        (logits,),
+        eps=1e-3,
+        atol=1e-3,
     )
 
 

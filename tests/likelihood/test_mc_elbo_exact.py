@@ -21,11 +21,15 @@ REPEATS, K = 120, 16  # 120 independent estimates per row, each from K = 16 mask
 
 
 def _exact(model, p, pm, c, full_softmax, coeff):
-    patterns = torch.tensor([bits for bits in itertools.product([0, 1], repeat=LC) if any(bits)], dtype=torch.bool)
+    patterns = torch.tensor(
+        [bits for bits in itertools.product([0, 1], repeat=LC) if any(bits)], dtype=torch.bool
+    )
     elbo = torch.zeros(c.shape[0], dtype=torch.float64)
     for b in range(c.shape[0]):
         n = patterns.shape[0]
-        lp = full_softmax(model, p[b].expand(n, -1), pm[b].expand(n, -1), c[b].expand(n, -1), patterns).double()
+        lp = full_softmax(
+            model, p[b].expand(n, -1), pm[b].expand(n, -1), c[b].expand(n, -1), patterns
+        ).double()
         k = patterns.sum(-1)
         weights = torch.tensor([coeff(int(x)) for x in k], dtype=torch.float64)
         elbo[b] = (weights * (lp * patterns).sum(-1)).sum()

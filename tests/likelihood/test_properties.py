@@ -69,7 +69,9 @@ def test_gradients_flow_only_through_the_current_policy(tiny, batch, name):
     est = ESTIMATORS[name]()
     with torch.no_grad():
         old = est(current, p, pm, c, cm, seed=4, unmask_step=_steps(c))
-    ref = est(tiny, p, pm, c, cm, seed=4, unmask_step=_steps(c))  # a frozen reference, detached by the trainer
+    ref = est(
+        tiny, p, pm, c, cm, seed=4, unmask_step=_steps(c)
+    )  # a frozen reference, detached by the trainer
     new = est(current, p, pm, c, cm, seed=4, unmask_step=_steps(c), return_entropy=True)
     assert not old.logps.requires_grad and new.logps.requires_grad and not new.entropy.requires_grad
     assert new.logps.dtype == torch.float32 and new.logps.shape == c.shape
@@ -90,7 +92,9 @@ def test_one_step_masks_whole_completion_and_p_of_the_prompt(tiny, batch):
     assert not (masked & ~pm).any()  # padding is never turned into [MASK]
     rate = masked.sum() / pm.sum()  # 680 real tokens: sd ≈ 0.014 at p = 0.15
     assert abs(rate.item() - 0.15) < 0.045
-    rates = [ESTIMATORS["one_step"]()(tiny, p, pm, c, cm, seed=s).extras["noised_prompt"] for s in range(1, 4)]
+    rates = [
+        ESTIMATORS["one_step"]()(tiny, p, pm, c, cm, seed=s).extras["noised_prompt"] for s in range(1, 4)
+    ]
     assert len({tuple(r.flatten().tolist()) for r in rates}) == 3  # a fresh prompt mask per μ-iteration
 
 
