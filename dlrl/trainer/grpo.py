@@ -32,7 +32,13 @@ from dlrl.trainer.experience import RolloutBatch, call_estimator, make_rollout_b
 from dlrl.trainer.metrics import MetricsLogger, format_metrics
 from dlrl.trainer.objectives import Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.reference import ReferencePolicy, is_peft
-from dlrl.trainer.setup import build_accelerator, build_estimator, build_optimizer, build_scheduler, build_scorer
+from dlrl.trainer.setup import (
+    build_accelerator,
+    build_estimator,
+    build_optimizer,
+    build_scheduler,
+    build_scorer,
+)
 
 
 class DiffusionGRPOTrainer:

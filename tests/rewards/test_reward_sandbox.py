@@ -88,7 +88,7 @@ def test_no_writes_outside_sandbox_dir(tmp_path):
     os.chmod(target_dir, 0o777)  # permissions alone would allow it: the read-only mounts must stop it
     os.chmod(tmp_path, 0o755)
     victims = [str(target_dir / "pwned"), "/tmp/dlrl-escape-" + uuid.uuid4().hex, "/dev/shm/dlrl-escape"]
-    code = ("import os\nres = []\nfor p in %r:\n    try:\n        open(p, 'w').write('x')\n        res.append('WROTE')\n"
+    code = ("import os\nres = []\nfor p in %r:\n    try:\n        open(p, 'w').write('x')\n        res.append('WROTE')\n"  # noqa: UP031
             "    except OSError as e:\n        res.append(type(e).__name__)\n"
             "open('inside.txt', 'w').write('ok')\nprint(res, open('inside.txt').read())" % victims)
     res = _run(code)

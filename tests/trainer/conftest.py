@@ -2,7 +2,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
 
 from dlrl.models.tiny import build_random_tiny
 from dlrl.trainer import DiffusionGRPOConfig
