@@ -5,7 +5,7 @@ signature: ``(prompts, completions, **dataset_columns) -> list[float | None]``.
 """
 
 
-def target_share_reward(completions, target="7", **kwargs):
+def target_share_reward(completions, target="1", **kwargs):
     """Fraction of characters in each completion equal to ``target`` (0 for an empty one)."""
     out = []
     for c in completions:

@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from dlrl.tasks import make_splits
 
-    opts = {"style": "word", "min_steps": 1, "max_steps": 3} if args.task == "arithmetic" else {}
+    opts = {"style": "plain", "min_steps": 1, "max_steps": 3} if args.task == "arithmetic" else {}
     train, val = make_splits(args.task, args.n_train, args.n_val, seed=args.seed, **opts)
     trained = {"uniform": "uniform", **{f"w={w}": {"name": "beta", "w": w, "kappa": args.kappa} for w in WS}}
     schemes = {**{f"t={w}": make_mask_sampler("fixed", ratio=w) for w in WS}, "uniform": make_mask_sampler("uniform")}

@@ -7,8 +7,8 @@ Examples::
     dlrl eval recipes/demo.yaml --n 100         # model, task, graders and decoding from the recipe
 
 A recipe supplies defaults (``model.path``, ``dataset.task``/``path``/``task_options``,
-``reward_funcs``, ``gen_length``/``block_length``/``diffusion_steps``/``temperature``); command-line
-flags override them. ``--trained`` evaluates the recipe's ``output_dir`` instead of ``model.path``.
+``reward_funcs``, ``gen_length``/``block_length``/``diffusion_steps``; decoding stays greedy unless
+``--temperature`` is given); command-line flags override them. ``--trained`` evaluates the recipe's ``output_dir`` instead of ``model.path``.
 """
 
 from __future__ import annotations
@@ -57,8 +57,7 @@ def _recipe_defaults(path: Path, trained: bool) -> dict:
         "seed": ds.get("seed", 0), "graders": raw.get("reward_funcs") or None,
         "gen_length": raw.get("gen_length") or raw.get("max_completion_length"),
         "block_length": raw.get("block_length"), "steps": raw.get("diffusion_steps"),
-        "temperature": raw.get("temperature"),
-    }  # fmt: skip
+    }  # fmt: skip  (not the rollout temperature: evaluation is greedy unless --temperature)
     return {k: v for k, v in out.items() if v is not None}
 
 

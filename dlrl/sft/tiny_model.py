@@ -36,7 +36,7 @@ class TinyRecipe:
     seed: int = 0
     model_overrides: dict = field(default_factory=dict)
     sft: dict = field(default_factory=lambda: {
-        "max_steps": 3000, "per_device_train_batch_size": 32, "learning_rate": 1.5e-3, "warmup_steps": 50,
+        "max_steps": 1500, "per_device_train_batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 50,
         "weight_decay": 0.01, "lr_scheduler_type": "cosine", "max_completion_length": 24, "logging_steps": 50,
         "progress": False,
     })  # fmt: skip
