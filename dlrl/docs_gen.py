@@ -36,8 +36,9 @@ def _help(f) -> str:
 
 
 def render() -> str:
-    from dlrl.trainer.config import DiffusionGRPOConfig
     from trl import GRPOConfig
+
+    from dlrl.trainer.config import DiffusionGRPOConfig
 
     own = {f.name for f in dataclasses.fields(DiffusionGRPOConfig)} - {f.name for f in dataclasses.fields(GRPOConfig)}
     hints = training_fields()

@@ -87,7 +87,8 @@ class DiffusionGRPOTrainer:
         self.skipped_steps = 0
         self.buffer: RolloutBatch | None = None
         self.logger = MetricsLogger(
-            args.output_dir, enabled=acc.is_main_process, jsonl=args.log_jsonl, tensorboard=_wants_tensorboard(args)
+            args.output_dir, enabled=acc.is_main_process, jsonl=args.log_jsonl, tensorboard=_wants_tensorboard(args),
+            append=args.resume,
         )
 
     # ---- helpers the experience module and subclasses use ---------------------------------

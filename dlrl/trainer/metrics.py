@@ -15,7 +15,9 @@ class MetricsLogger:
     the latest reward in between).
     """
 
-    def __init__(self, output_dir: str | Path, *, enabled: bool = True, jsonl: bool = True, tensorboard: bool = True):
+    def __init__(
+        self, output_dir: str | Path, *, enabled: bool = True, jsonl: bool = True, tensorboard: bool = True, append: bool = False
+    ):
         self.enabled = enabled
         self.path = Path(output_dir) / "metrics.jsonl"
         self._file = None
@@ -25,7 +27,8 @@ class MetricsLogger:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if jsonl:
-            self._file = self.path.open("a")
+            # A resumed run continues its file; a fresh run in the same directory starts a new one.
+            self._file = self.path.open("a" if append else "w")
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
