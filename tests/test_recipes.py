@@ -11,7 +11,8 @@ from dlrl.recipe import load_recipe
 from dlrl.train import prepare_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "accelerate" not in p.parts)
+RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if not {"accelerate", "sft"} & set(p.parts))
+SFT_RECIPES = sorted((ROOT / "recipes" / "sft").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -20,6 +21,15 @@ def test_shipped_recipe_validates(path):
     assert config.gen_length % config.block_length == 0
     assert funcs and all(callable(f) for f in funcs)
     assert recipe.model.path
+
+
+@pytest.mark.parametrize("path", SFT_RECIPES, ids=lambda p: p.name)
+def test_shipped_sft_recipe_validates(path):
+    from dlrl.recipe import load_recipe
+    from dlrl.sft.config import SFTConfig
+
+    recipe = load_recipe(path, config_cls=SFTConfig, kind="sft")
+    assert recipe.training_config(SFTConfig).max_steps > 0
 
 
 def test_every_algorithm_has_a_full_and_a_tiny_recipe():
