@@ -41,6 +41,7 @@ class DiffusionGRPOConfig(GRPOConfig):
     cfg_scale: float = field(default=0.0, metadata={"help": "Classifier-free guidance scale (0 = off)."})
     cache: str = field(default="none", metadata={"help": f"KV cache mode for rollouts: {', '.join(CACHE_MODES)}."})
     cuda_graphs: str = field(default="auto", metadata={"help": "auto|on|off: CUDA-graph the denoising step on GPU."})
+    rollout_backend: str = field(default="dlrl", metadata={"help": "Registered rollout backend (dlrl.rollout.backends)."})
     # --- likelihood (dlrl.likelihood.ESTIMATORS) -----------------------------------------
     estimator: str | None = field(default=None, metadata={"help": "Likelihood estimator; None → the algorithm's."})
     estimator_options: dict = field(default_factory=dict, metadata={"help": "Keyword options of the estimator."})

@@ -104,9 +104,10 @@ class DiffusionGRPOTrainer:
         """Roll out completions with the current policy (parameters gathered under ZeRO-3)."""
         from trl.models.utils import unwrap_model_for_generation
 
-        from dlrl.rollout import generate
+        from dlrl.rollout.backends import get_backend
 
         a = self.args
+        generate = get_backend(a.rollout_backend)
         was_training = self.model.training
         with unwrap_model_for_generation(
             self.model, self.accelerator, gather_deepspeed3_params=a.ds3_gather_for_generation
