@@ -20,8 +20,14 @@ BENCHES = ("rollout", "likelihood", "rewards")
 def _train_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Post-train a masked DLM with a recipe.")
     p.add_argument("recipe", help="YAML recipe (see docs/recipes.md)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key (repeatable; dotted keys reach sections: model.path=…)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key (repeatable; dotted keys reach sections: model.path=…)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
     return p
 
@@ -31,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0].endswith((".yaml", ".yml")):
         argv = ["train", *argv]  # `python -m dlrl recipe.yaml` (the accelerate launch form)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip() + "\n\ncommands: train, sft, eval, bench {rollout,likelihood,rewards}, plot, demo")
+        print(
+            __doc__.strip() + "\n\ncommands: train, sft, eval, bench {rollout,likelihood,rewards}, plot, demo"
+        )
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]
     try:
@@ -55,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             from dlrl.demo import main as demo_main
 
             return demo_main(rest)
-        print(f"dlrl: unknown command {command!r}; valid: train, sft, eval, bench, plot, demo", file=sys.stderr)
+        print(
+            f"dlrl: unknown command {command!r}; valid: train, sft, eval, bench, plot, demo", file=sys.stderr
+        )
         return EXIT_USAGE
     except DLRLError as err:
         print(f"dlrl: error: {err}", file=sys.stderr)

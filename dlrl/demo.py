@@ -42,20 +42,34 @@ def main(argv: list[str] | None = None) -> int:
     info = json.loads((TINY_DIR / "dlrl_tiny.json").read_text())
     recipe, config, funcs = prepare_recipe(a.recipe, [f"output_dir={a.output_dir}", *a.overrides])
     ds = recipe.dataset
-    print(f"dlrl demo: {config.algorithm} on the embedded tiny model ({'SFT-trained' if info.get('trained') else 'random init'}), "
-          f"task {ds.task!r}, {config.max_steps} steps, CPU")
-    train, test = make_splits(ds.task, ds.num_samples or 256, a.eval_n, seed=ds.seed, **(ds.task_options or {}))
+    print(
+        f"dlrl demo: {config.algorithm} on the embedded tiny model ({'SFT-trained' if info.get('trained') else 'random init'}), "
+        f"task {ds.task!r}, {config.max_steps} steps, CPU"
+    )
+    train, test = make_splits(
+        ds.task, ds.num_samples or 256, a.eval_n, seed=ds.seed, **(ds.task_options or {})
+    )
     trainer = build_trainer(recipe, config, funcs, records=train)
     graders = [recipe.reward_funcs[0]]
-    common = dict(remasking="low_confidence", gen_length=config.gen_length, block_length=config.block_length,
-                  steps=config.diffusion_steps)
+    common = dict(
+        remasking="low_confidence",
+        gen_length=config.gen_length,
+        block_length=config.block_length,
+        steps=config.diffusion_steps,
+    )
     settings = [
         DecodingSetting(**common, name="greedy"),
         # the policy RL trains: samples at the rollout temperature, 4 per prompt (seeded)
-        DecodingSetting(**common, temperature=config.temperature, num_samples=4, name=f"sampled T={config.temperature:g}"),
+        DecodingSetting(
+            **common, temperature=config.temperature, num_samples=4, name=f"sampled T={config.temperature:g}"
+        ),
     ]
     before = _accuracy(trainer.dlm(), trainer.tokenizer, test, graders, settings)
-    print("before RL: held-out accuracy " + ", ".join(f"{r.name} {r.accuracy:.1%}" for r in before) + f" ({len(test)} prompts)")
+    print(
+        "before RL: held-out accuracy "
+        + ", ".join(f"{r.name} {r.accuracy:.1%}" for r in before)
+        + f" ({len(test)} prompts)"
+    )
     trainer.train()
     after = _accuracy(trainer.dlm(), trainer.tokenizer, test, graders, settings)
     trainer.accelerator.end_training()
@@ -65,9 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| held-out accuracy ({len(test)} prompts) | " + " | ".join(r.name for r in before) + " |")
     print("|---|" + "---:|" * len(before))
     print("| before RL | " + " | ".join(f"{r.accuracy:.1%}" for r in before) + " |")
-    print(f"| after {config.max_steps} {config.algorithm} steps | " + " | ".join(f"{r.accuracy:.1%}" for r in after) + " |")
+    print(
+        f"| after {config.max_steps} {config.algorithm} steps | "
+        + " | ".join(f"{r.accuracy:.1%}" for r in after)
+        + " |"
+    )
     print(f"\nreward curve: {curve}   run dir: {config.output_dir}   ({time.time() - start:.0f} s)")
-    result = {"before": {r.name: r.accuracy for r in before}, "after": {r.name: r.accuracy for r in after},
-              "seconds": time.time() - start}
+    result = {
+        "before": {r.name: r.accuracy for r in before},
+        "after": {r.name: r.accuracy for r in after},
+        "seconds": time.time() - start,
+    }
     (Path(config.output_dir) / "demo_result.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -14,7 +14,17 @@ from pathlib import Path
 from dlrl.recipe import SECTIONS, training_fields
 
 DLRL_NOTE = "dlrl's own fields (rollout, estimator, objective, rewards)"
-IGNORED_PREFIXES = ("vllm_", "use_vllm", "use_transformers", "transformers_continuous", "max_tool", "hub_", "push_to_hub", "trackio", "log_completions_hub")
+IGNORED_PREFIXES = (
+    "vllm_",
+    "use_vllm",
+    "use_transformers",
+    "transformers_continuous",
+    "max_tool",
+    "hub_",
+    "push_to_hub",
+    "trackio",
+    "log_completions_hub",
+)
 
 
 def _type_name(ann) -> str:
@@ -40,7 +50,9 @@ def render() -> str:
 
     from dlrl.trainer.config import DiffusionGRPOConfig
 
-    own = {f.name for f in dataclasses.fields(DiffusionGRPOConfig)} - {f.name for f in dataclasses.fields(GRPOConfig)}
+    own = {f.name for f in dataclasses.fields(DiffusionGRPOConfig)} - {
+        f.name for f in dataclasses.fields(GRPOConfig)
+    }
     hints = training_fields()
     fields = {f.name: f for f in dataclasses.fields(DiffusionGRPOConfig) if f.init}
     lines = [
@@ -53,11 +65,25 @@ def render() -> str:
         "",
     ]
     for name, cls in SECTIONS.items():
-        lines += [f"## `{name}:`", "", (cls.__doc__ or "").strip().splitlines()[0], "", "| key | type | default |", "|---|---|---|"]
+        lines += [
+            f"## `{name}:`",
+            "",
+            (cls.__doc__ or "").strip().splitlines()[0],
+            "",
+            "| key | type | default |",
+            "|---|---|---|",
+        ]
         for f in dataclasses.fields(cls):
-            lines.append(f"| `{name}.{f.name}` | `{_type_name(typing.get_type_hints(cls)[f.name])}` | `{_default(f)}` |")
+            lines.append(
+                f"| `{name}.{f.name}` | `{_type_name(typing.get_type_hints(cls)[f.name])}` | `{_default(f)}` |"
+            )
         lines.append("")
-    lines += ["## `reward_funcs:`", "", "A list of `module.path:function` or `path/to/file.py:function` strings (TRL reward signature).", ""]
+    lines += [
+        "## `reward_funcs:`",
+        "",
+        "A list of `module.path:function` or `path/to/file.py:function` strings (TRL reward signature).",
+        "",
+    ]
     lines += [f"## {DLRL_NOTE}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
     for name in sorted(own):
         f = fields[name]

@@ -8,7 +8,16 @@ from pathlib import Path
 
 from dlrl.errors import DLRLError
 
-DEFAULT_KEYS = ("reward", "loss", "kl", "completion_length", "clip_ratio", "entropy", "frac_reward_zero_std", "tokens_per_s")
+DEFAULT_KEYS = (
+    "reward",
+    "loss",
+    "kl",
+    "completion_length",
+    "clip_ratio",
+    "entropy",
+    "frac_reward_zero_std",
+    "tokens_per_s",
+)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -18,7 +27,9 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_run(run_dir: str | Path, keys: tuple[str, ...] = DEFAULT_KEYS, out: str | Path | None = None, smooth: int = 1) -> Path:
+def plot_run(
+    run_dir: str | Path, keys: tuple[str, ...] = DEFAULT_KEYS, out: str | Path | None = None, smooth: int = 1
+) -> Path:
     """One PNG with a panel per metric present in the run; returns its path."""
     import matplotlib
 
@@ -37,7 +48,10 @@ def plot_run(run_dir: str | Path, keys: tuple[str, ...] = DEFAULT_KEYS, out: str
         xs, ys = zip(*pts)
         ax.plot(xs, ys, color="0.75" if smooth > 1 else "C0", lw=1)
         if smooth > 1 and len(ys) >= smooth:
-            sm = [sum(ys[max(0, i - smooth + 1) : i + 1]) / len(ys[max(0, i - smooth + 1) : i + 1]) for i in range(len(ys))]
+            sm = [
+                sum(ys[max(0, i - smooth + 1) : i + 1]) / len(ys[max(0, i - smooth + 1) : i + 1])
+                for i in range(len(ys))
+            ]
             ax.plot(xs, sm, color="C0", lw=2)
         ax.set_title(key)
         ax.set_xlabel("step")

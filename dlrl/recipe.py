@@ -80,7 +80,11 @@ class Recipe:
             from dlrl.trainer.config import DiffusionGRPOConfig as config_cls
         from dlrl.algorithms import get_algorithm
 
-        algorithm = get_algorithm(self.training_kwargs.get("algorithm", "diffu_grpo")) if self.kind == "grpo" else None
+        algorithm = (
+            get_algorithm(self.training_kwargs.get("algorithm", "diffu_grpo"))
+            if self.kind == "grpo"
+            else None
+        )
         # Paper defaults of the algorithm first; anything the recipe says wins.
         kwargs = {**(algorithm.defaults if algorithm else {}), **self.training_kwargs}
         kwargs.setdefault("output_dir", str(Path("runs") / self.name))
@@ -117,7 +121,9 @@ def training_fields(config_cls=None) -> dict[str, Any]:
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(config_cls) if f.init}
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None, config_cls=None, kind: str = "grpo") -> Recipe:
+def load_recipe(
+    path: str | Path, overrides: list[str] | None = None, config_cls=None, kind: str = "grpo"
+) -> Recipe:
     """Read, override (``key=value`` / ``section.key=value``) and validate a recipe file."""
     p = Path(path)
     if not p.is_file():
@@ -133,25 +139,33 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, config_cls
     return parse_recipe(raw, name=p.stem, base_dir=p.parent.resolve(), config_cls=config_cls, kind=kind)
 
 
-def parse_recipe(raw: dict, name: str = "recipe", base_dir: Path | None = None, config_cls=None, kind="grpo") -> Recipe:
+def parse_recipe(
+    raw: dict, name: str = "recipe", base_dir: Path | None = None, config_cls=None, kind="grpo"
+) -> Recipe:
     raw = dict(raw)
     fields = training_fields(config_cls)
     valid = sorted(set(fields) | set(SECTIONS) | set(LIST_KEYS))
     for key in raw:
         if key not in valid:
-            raise ConfigError(f"unknown recipe key {key!r}{_suggest(key, valid)}; valid keys: {', '.join(valid)}")
+            raise ConfigError(
+                f"unknown recipe key {key!r}{_suggest(key, valid)}; valid keys: {', '.join(valid)}"
+            )
     sections = {k: _section(k, raw.pop(k, None), cls) for k, cls in SECTIONS.items()}
     reward_funcs = raw.pop("reward_funcs", []) or []
     if isinstance(reward_funcs, str):
         reward_funcs = [reward_funcs]
     if not isinstance(reward_funcs, list) or not all(isinstance(r, str) for r in reward_funcs):
-        raise ConfigError("reward_funcs must be a list of 'module:function' or 'path/file.py:function' strings")
+        raise ConfigError(
+            "reward_funcs must be a list of 'module:function' or 'path/file.py:function' strings"
+        )
     for key, value in raw.items():
         raw[key] = value = _coerce(value, fields[key])
         _check_type(key, value, fields[key])
     ds = sections["dataset"] or DatasetSpec()
     if kind == "grpo" and ds.path is None and ds.task is None:
-        raise ConfigError("dataset needs either dataset.path (a local file/dir) or dataset.task (a synthetic task)")
+        raise ConfigError(
+            "dataset needs either dataset.path (a local file/dir) or dataset.task (a synthetic task)"
+        )
     return Recipe(
         name=name,
         base_dir=base_dir or Path.cwd(),
@@ -196,7 +210,9 @@ def _suggest(key: str, valid) -> str:
 def _check_type(key: str, value, annotation) -> None:
     """Loose structural check of a YAML value against a dataclass annotation."""
     if not _matches(value, annotation):
-        raise ConfigError(f"recipe key {key!r} has value {value!r} ({type(value).__name__}); expected {_describe(annotation)}")
+        raise ConfigError(
+            f"recipe key {key!r} has value {value!r} ({type(value).__name__}); expected {_describe(annotation)}"
+        )
 
 
 def _coerce(value, ann):

@@ -31,7 +31,9 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(spec.dtype)
     if spec.dtype == "auto":
         dtype = torch.bfloat16 if (config.bf16 and torch.cuda.is_available()) else torch.float32
-    model = load_model(spec.path, family=spec.family, dtype=dtype, tokenizer=tokenizer, mask_token_id=spec.mask_token_id)
+    model = load_model(
+        spec.path, family=spec.family, dtype=dtype, tokenizer=tokenizer, mask_token_id=spec.mask_token_id
+    )
     if records is None:
         records = load_records(recipe.dataset, recipe.base_dir)
     config.prompt_column = recipe.dataset.prompt_column

@@ -34,8 +34,11 @@ def completion_text(completion: Any) -> str:
         return _content_text(completion.get("content", ""))
     if isinstance(completion, Sequence):
         # A conversation: concatenate the assistant turns (normally exactly one).
-        parts = [_content_text(m.get("content", "")) for m in completion
-                 if isinstance(m, dict) and m.get("role", "assistant") == "assistant"]
+        parts = [
+            _content_text(m.get("content", ""))
+            for m in completion
+            if isinstance(m, dict) and m.get("role", "assistant") == "assistant"
+        ]
         return "\n".join(parts)
     return str(completion)
 
@@ -88,7 +91,7 @@ def _braced_after(text: str, i: int) -> str | None:
         elif ch == "}":
             depth -= 1
             if depth == 0:
-                return text[i + 1:j]
+                return text[i + 1 : j]
     return None  # unbalanced: the model ran out of tokens mid-answer
 
 

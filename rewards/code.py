@@ -74,9 +74,15 @@ def _score_one(code: str, tests: Any, entry_point: str | None, limits: SandboxLi
     return len(res.passed) / len(snippets)
 
 
-def code_reward(completions: list[Any], tests: list[Any], entry_point: list[Any] | None = None,
-                timeout: float = 10.0, memory_mb: int = 1024, max_parallel: int | None = None,
-                **kwargs: Any) -> list[float | None]:
+def code_reward(
+    completions: list[Any],
+    tests: list[Any],
+    entry_point: list[Any] | None = None,
+    timeout: float = 10.0,
+    memory_mb: int = 1024,
+    max_parallel: int | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
     """Pass rate of each completion's code on its row's tests; None when a row has no tests."""
     texts = _t.completion_texts(completions)
     n = len(texts)

@@ -22,8 +22,12 @@ _t = import_sibling(__file__, "_text")
 
 _MAX_EXPR_CHARS = 200
 _MAX_NODES = 64
-_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
-        ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+_OPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+}
 
 
 class _Invalid(ValueError):
@@ -75,9 +79,14 @@ def score_countdown(text: str, nums: list[int], target: int | float, format_scor
     return 1.0 if abs(value - Fraction(str(target))) < Fraction(1, 10**5) else format_score
 
 
-def countdown_reward(completions: list[Any], target: list[Any], nums: list[Any] | None = None,
-                     numbers: list[Any] | None = None, format_score: float = 0.1,
-                     **kwargs: Any) -> list[float | None]:
+def countdown_reward(
+    completions: list[Any],
+    target: list[Any],
+    nums: list[Any] | None = None,
+    numbers: list[Any] | None = None,
+    format_score: float = 0.1,
+    **kwargs: Any,
+) -> list[float | None]:
     """Per completion: 1.0 / ``format_score`` / 0.0. Numbers come from the ``nums`` (d1/TinyZero)
     or ``numbers`` column; a row without numbers or target is not applicable (None)."""
     texts = _t.completion_texts(completions)
@@ -95,5 +104,8 @@ def countdown_reward(completions: list[Any], target: list[Any], nums: list[Any] 
 
 def _is_flat_numbers(col: Any, n: int) -> bool:
     # A single row's numbers passed unbatched ([3, 5, 7]) vs a column of lists.
-    return isinstance(col, (list, tuple)) and all(isinstance(x, (int, float)) for x in col) and \
-        not (len(col) == n and n > 0 and all(isinstance(x, (list, tuple)) for x in col))
+    return (
+        isinstance(col, (list, tuple))
+        and all(isinstance(x, (int, float)) for x in col)
+        and not (len(col) == n and n > 0 and all(isinstance(x, (list, tuple)) for x in col))
+    )

@@ -40,7 +40,7 @@ def xml_count_reward(completions: list[Any], **kwargs: Any) -> list[float]:
                 score += 0.125
         end = text.rfind("</answer>")
         if end != -1:
-            score -= 0.001 * len(text[end + len("</answer>"):].strip())
+            score -= 0.001 * len(text[end + len("</answer>") :].strip())
         out.append(score)
     return out
 
@@ -75,8 +75,9 @@ class OverlongPenalty:
     def __post_init__(self) -> None:
         object.__setattr__(self, "__name__", self.name)  # the metric name the scorer uses
 
-    def __call__(self, completions: list[Any], completion_ids: list[list[int]] | None = None,
-                 **kwargs: Any) -> list[float]:
+    def __call__(
+        self, completions: list[Any], completion_ids: list[list[int]] | None = None, **kwargs: Any
+    ) -> list[float]:
         if completion_ids is not None:
             lengths = [len(ids) for ids in completion_ids]
         else:
@@ -89,7 +90,12 @@ class OverlongPenalty:
 overlong_penalty = OverlongPenalty()
 
 
-def length_penalty(completions: list[Any], completion_ids: list[list[int]] | None = None,
-                   max_length: int = 256, buffer: int = 64, **kwargs: Any) -> list[float]:
+def length_penalty(
+    completions: list[Any],
+    completion_ids: list[list[int]] | None = None,
+    max_length: int = 256,
+    buffer: int = 64,
+    **kwargs: Any,
+) -> list[float]:
     """Function form of :class:`OverlongPenalty` (pass ``max_length``/``buffer`` via recipe kwargs)."""
     return OverlongPenalty(max_length, buffer)(completions, completion_ids)

@@ -56,8 +56,7 @@ def _parse_boxed(answer: str, use_timeout: bool) -> Any:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
     cfg = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-    return parse("\\boxed{" + answer + "}", extraction_config=cfg,
-                 parsing_timeout=5 if use_timeout else None)
+    return parse("\\boxed{" + answer + "}", extraction_config=cfg, parsing_timeout=5 if use_timeout else None)
 
 
 def _as_float(obj: Any) -> float | None:
@@ -121,9 +120,14 @@ def default_num_workers() -> int:
     return int(env) if env else max(1, min(4, os.cpu_count() or 1))
 
 
-def accuracy_reward(completions: list[Any], solution: list[Any], num_workers: int | None = None,
-                    timeout: float = _DEFAULT_TIMEOUT, rel_tol: float = 1e-4,
-                    **kwargs: Any) -> list[float | None]:
+def accuracy_reward(
+    completions: list[Any],
+    solution: list[Any],
+    num_workers: int | None = None,
+    timeout: float = _DEFAULT_TIMEOUT,
+    rel_tol: float = 1e-4,
+    **kwargs: Any,
+) -> list[float | None]:
     """1.0 per completion whose final answer matches ``solution``, else 0.0; None = gold unusable."""
     texts = completion_texts(completions)
     golds = [gold_answer(s) for s in as_list(solution, len(texts))]

@@ -37,10 +37,13 @@ def _valid_solution(cells: str, puzzle: str) -> bool:
     digits = set("123456789"[:n])
     if any(p != "0" and p != c for p, c in zip(puzzle, cells)):
         return False
-    rows = [cells[r * n:(r + 1) * n] for r in range(n)]
+    rows = [cells[r * n : (r + 1) * n] for r in range(n)]
     cols = ["".join(rows[r][c] for r in range(n)) for c in range(n)]
-    boxes = ["".join(rows[r][c] for r in range(br, br + b) for c in range(bc, bc + b))
-             for br in range(0, n, b) for bc in range(0, n, b)]
+    boxes = [
+        "".join(rows[r][c] for r in range(br, br + b) for c in range(bc, bc + b))
+        for br in range(0, n, b)
+        for bc in range(0, n, b)
+    ]
     return all(set(unit) == digits for unit in rows + cols + boxes)
 
 
@@ -59,8 +62,9 @@ def score_sudoku(text: str, puzzle: Any, solution: Any = None) -> float | None:
     return sum(pred[i] == sol[i] for i in empty) / len(empty)
 
 
-def sudoku_reward(completions: list[Any], puzzle: list[Any] | None = None, solution: list[Any] | None = None,
-                  **kwargs: Any) -> list[float | None]:
+def sudoku_reward(
+    completions: list[Any], puzzle: list[Any] | None = None, solution: list[Any] | None = None, **kwargs: Any
+) -> list[float | None]:
     """Per completion: correct fraction of the empty cells in [0, 1]; None if not applicable."""
     texts = _t.completion_texts(completions)
     n = len(texts)

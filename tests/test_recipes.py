@@ -74,7 +74,9 @@ def test_set_override_reaches_sections(tmp_path):
 @pytest.mark.parametrize("argv", [["-m", "dlrl", "train"], ["-m", "dlrl"]])
 def test_cli_bad_recipe_exit_code_2_one_line(tmp_path, argv):
     p = _write(tmp_path, "learing_rate: 1\ndataset: {task: arithmetic}\n")
-    proc = subprocess.run([sys.executable, *argv, str(p)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, *argv, str(p)], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert proc.returncode == 2
     err = [line for line in proc.stderr.splitlines() if line.startswith("dlrl: error")]
     assert len(err) == 1 and "learing_rate" in err[0] and "learning_rate" in err[0]
@@ -82,9 +84,14 @@ def test_cli_bad_recipe_exit_code_2_one_line(tmp_path, argv):
 
 
 def test_cli_missing_model_path_is_one_line(tmp_path):
-    p = _write(tmp_path, "dataset: {task: arithmetic, num_samples: 8}\nmodel: {path: /no/such/dir}\n"
-               "reward_funcs: [rewards/toy.py:target_share_reward]\nmax_steps: 1\n")
-    proc = subprocess.run([sys.executable, "-m", "dlrl", "train", str(p)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    p = _write(
+        tmp_path,
+        "dataset: {task: arithmetic, num_samples: 8}\nmodel: {path: /no/such/dir}\n"
+        "reward_funcs: [rewards/toy.py:target_share_reward]\nmax_steps: 1\n",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlrl", "train", str(p)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert proc.returncode == 2
     assert "/no/such/dir" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -92,4 +99,6 @@ def test_cli_missing_model_path_is_one_line(tmp_path):
 def test_recipe_reference_is_up_to_date():
     from dlrl.docs_gen import render
 
-    assert (ROOT / "docs" / "recipe_keys.md").read_text() == render(), "docs/recipe_keys.md is stale: run make docs"
+    assert (ROOT / "docs" / "recipe_keys.md").read_text() == render(), (
+        "docs/recipe_keys.md is stale: run make docs"
+    )

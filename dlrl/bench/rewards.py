@@ -24,10 +24,16 @@ def _math_batch(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
         a, b = rng.randint(1, 99), rng.randint(2, 9)
         kind = i % 8
         gold = f"\\frac{{{a}}}{{{b}}}"
-        pred = {0: f"\\boxed{{\\frac{{{a}}}{{{b}}}}}", 1: f"\\boxed{{{a / b:.6f}}}",
-                2: f"<answer>\n{a}/{b}\n</answer>", 3: f"\\boxed{{{a + 1}/{b}}}",
-                4: f"#### {a / b:.6f}", 5: "I am not sure.", 6: f"\\boxed{{\\dfrac{{{2 * a}}}{{{2 * b}}}}}",
-                7: f"\\boxed{{{a}\\div{b}}}"}[kind]
+        pred = {
+            0: f"\\boxed{{\\frac{{{a}}}{{{b}}}}}",
+            1: f"\\boxed{{{a / b:.6f}}}",
+            2: f"<answer>\n{a}/{b}\n</answer>",
+            3: f"\\boxed{{{a + 1}/{b}}}",
+            4: f"#### {a / b:.6f}",
+            5: "I am not sure.",
+            6: f"\\boxed{{\\dfrac{{{2 * a}}}{{{2 * b}}}}}",
+            7: f"\\boxed{{{a}\\div{b}}}",
+        }[kind]
         comps.append(f"<reasoning>\nStep {i}: compute {a} over {b}.\n</reasoning>\n{pred}")
         golds.append(gold if i % 3 else f"So the answer is $\\boxed{{{gold}}}$.")
     return comps, golds

@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cuda-graphs", action="store_true", help="capture steps (CUDA only)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive baseline (no ratio)")
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (1 is steadier on a shared machine)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (1 is steadier on a shared machine)"
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,21 +112,34 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(args.arch, dtype, args.device)
     dlm = as_masked_dlm(model)
     vocab_hi = min(dlm.vocab_size or 100, 100000)
-    print(f"# rollout bench: arch={args.arch} dtype={dtype} device={args.device} prompt={args.prompt} "
-          f"gen={args.gen} block={args.block} steps={args.steps} cuda_graphs={args.cuda_graphs}")
-    print(f"{'batch':>5} {'mode':>16} {'tok/s':>9} {'ratio':>6} {'nfe':>5} {'ms/rollout':>11} {'peak GiB':>9}")
+    print(
+        f"# rollout bench: arch={args.arch} dtype={dtype} device={args.device} prompt={args.prompt} "
+        f"gen={args.gen} block={args.block} steps={args.steps} cuda_graphs={args.cuda_graphs}"
+    )
+    print(
+        f"{'batch':>5} {'mode':>16} {'tok/s':>9} {'ratio':>6} {'nfe':>5} {'ms/rollout':>11} {'peak GiB':>9}"
+    )
     for B in [int(b) for b in args.batch.split(",")]:
         prompt = torch.randint(5, vocab_hi, (B, args.prompt), device=args.device)
         tokens = B * args.gen
         base = None
         if not args.no_naive:
             naive_generate(dlm, prompt, args.gen, args.block, args.steps)  # warm-up
-            (_, nfe), dt, peak = _timed(lambda: naive_generate(dlm, prompt, args.gen, args.block, args.steps), args.device)  # noqa: B023 (called at once)
+            (_, nfe), dt, peak = _timed(
+                lambda: naive_generate(dlm, prompt, args.gen, args.block, args.steps),  # noqa: B023 (called at once)
+                args.device,
+            )
             base = tokens / dt
             _row(B, "naive", base, 1.0, nfe, dt, peak)
         for cache in args.cache.split(","):
-            cfg = RolloutConfig(gen_length=args.gen, block_length=args.block, steps=args.steps, cache=cache,
-                                stop_at_eos=False, cuda_graphs="on" if args.cuda_graphs else "off")
+            cfg = RolloutConfig(
+                gen_length=args.gen,
+                block_length=args.block,
+                steps=args.steps,
+                cache=cache,
+                stop_at_eos=False,
+                cuda_graphs="on" if args.cuda_graphs else "off",
+            )
             engine = RolloutEngine(model, cfg)
             engine.generate(prompt)  # warm-up (and graph capture)
             best = None
@@ -139,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _row(B, name, rate, ratio, nfe, dt, peak) -> None:
-    print(f"{B:>5} {name:>16} {rate:>9.1f} {ratio:>5.2f}x {nfe:>5} {dt * 1e3:>11.1f} {peak:>9.2f}", flush=True)
+    print(
+        f"{B:>5} {name:>16} {rate:>9.1f} {ratio:>5.2f}x {nfe:>5} {dt * 1e3:>11.1f} {peak:>9.2f}", flush=True
+    )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ def grader_name(fn) -> str:
 
 
 @torch.no_grad()
-def generate_texts(model, tokenizer, prompts: list, setting: DecodingSetting, *, batch_size: int = 64,
-                   seed: int = 0) -> tuple[list[str], int, int, float]:
+def generate_texts(
+    model, tokenizer, prompts: list, setting: DecodingSetting, *, batch_size: int = 64, seed: int = 0
+) -> tuple[list[str], int, int, float]:
     """Completions (decoded, special tokens dropped) for ``prompts`` → (texts, tokens, nfe, seconds).
 
     Prompts are chat message lists or strings, rendered with the tokenizer's chat template;
@@ -103,7 +104,9 @@ def score(graders: list[Callable], prompts: list, texts: list[str], records: lis
     for fn in graders:
         values = fn(prompts=prompts, completions=texts, **columns)
         if len(values) != len(texts):
-            raise ConfigError(f"grader {grader_name(fn)} returned {len(values)} rewards for {len(texts)} completions")
+            raise ConfigError(
+                f"grader {grader_name(fn)} returned {len(values)} rewards for {len(texts)} completions"
+            )
         out[grader_name(fn)] = list(values)
     return out
 
@@ -113,12 +116,23 @@ def _mean(values) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
-def evaluate_setting(model, tokenizer, records: list[dict], graders: list[Callable], setting: DecodingSetting, *,
-                     batch_size: int = 64, seed: int = 0, num_examples: int = 3) -> SettingResult:
+def evaluate_setting(
+    model,
+    tokenizer,
+    records: list[dict],
+    graders: list[Callable],
+    setting: DecodingSetting,
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+    num_examples: int = 3,
+) -> SettingResult:
     k = setting.num_samples
     rows = [r for r in records for _ in range(k)]
     prompts = [r["prompt"] for r in rows]
-    texts, tokens, nfe, seconds = generate_texts(model, tokenizer, prompts, setting, batch_size=batch_size, seed=seed)
+    texts, tokens, nfe, seconds = generate_texts(
+        model, tokenizer, prompts, setting, batch_size=batch_size, seed=seed
+    )
     rewards = score(graders, prompts, texts, rows)
     primary = next(iter(rewards.values()))
     correct = [None if v is None else float(v) >= 1.0 - 1e-9 for v in primary]
@@ -137,6 +151,8 @@ def evaluate_setting(model, tokenizer, records: list[dict], graders: list[Callab
         tokens_per_s=tokens / seconds if seconds else float("nan"),
         seconds=seconds,
         nfe=nfe,
-        examples=[{"prompt": prompt_text(p), "completion": t, "reward": v}
-                  for p, t, v in list(zip(prompts, texts, primary))[:num_examples]],
+        examples=[
+            {"prompt": prompt_text(p), "completion": t, "reward": v}
+            for p, t, v in list(zip(prompts, texts, primary))[:num_examples]
+        ],
     )

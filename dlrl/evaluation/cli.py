@@ -24,15 +24,23 @@ from dlrl.errors import DLRLError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dlrl eval", description="Evaluate a masked DLM with several decoding strategies.")
+    p = argparse.ArgumentParser(
+        prog="dlrl eval", description="Evaluate a masked DLM with several decoding strategies."
+    )
     p.add_argument("model", help="checkpoint directory, 'tiny', or a recipe .yaml")
     p.add_argument("--task", help="synthetic task (dlrl.tasks); its held-out split is used")
-    p.add_argument("--task-opt", action="append", default=[], metavar="KEY=VALUE", help="task generator option")
+    p.add_argument(
+        "--task-opt", action="append", default=[], metavar="KEY=VALUE", help="task generator option"
+    )
     p.add_argument("--data", help="a .json/.jsonl file of records instead of --task")
     p.add_argument("--n", type=int, default=None, help="number of records (default 200)")
     p.add_argument("--seed", type=int, default=None, help="task seed (held-out split of make_splits(seed))")
-    p.add_argument("--graders", help="comma-separated reward specs (default: the task's grader / recipe reward_funcs)")
-    p.add_argument("--strategies", default="random,low_confidence,margin", help="comma-separated remasking strategies")
+    p.add_argument(
+        "--graders", help="comma-separated reward specs (default: the task's grader / recipe reward_funcs)"
+    )
+    p.add_argument(
+        "--strategies", default="random,low_confidence,margin", help="comma-separated remasking strategies"
+    )
     p.add_argument("--gen-length", type=int)
     p.add_argument("--block-length", type=int)
     p.add_argument("--steps", type=int)
@@ -52,11 +60,17 @@ def _recipe_defaults(path: Path, trained: bool) -> dict:
         raise DLRLError(f"recipe {str(path)!r} must be a mapping")
     ds, model = raw.get("dataset") or {}, raw.get("model") or {}
     out = {
-        "model": raw.get("output_dir", str(Path("runs") / path.stem)) if trained else model.get("path", "tiny"),
-        "task": ds.get("task"), "data": ds.get("path"), "task_options": ds.get("task_options") or {},
-        "seed": ds.get("seed", 0), "graders": raw.get("reward_funcs") or None,
+        "model": raw.get("output_dir", str(Path("runs") / path.stem))
+        if trained
+        else model.get("path", "tiny"),
+        "task": ds.get("task"),
+        "data": ds.get("path"),
+        "task_options": ds.get("task_options") or {},
+        "seed": ds.get("seed", 0),
+        "graders": raw.get("reward_funcs") or None,
         "gen_length": raw.get("gen_length") or raw.get("max_completion_length"),
-        "block_length": raw.get("block_length"), "steps": raw.get("diffusion_steps"),
+        "block_length": raw.get("block_length"),
+        "steps": raw.get("diffusion_steps"),
     }  # fmt: skip  (not the rollout temperature: evaluation is greedy unless --temperature)
     return {k: v for k, v in out.items() if v is not None}
 
@@ -68,7 +82,11 @@ def _load_records(args, defaults: dict) -> tuple[list[dict], list | None]:
     data = args.data or (None if args.task else defaults.get("data"))
     if data:
         text = Path(data).read_text()
-        records = [json.loads(line) for line in text.splitlines() if line.strip()] if data.endswith(".jsonl") else json.loads(text)
+        records = (
+            [json.loads(line) for line in text.splitlines() if line.strip()]
+            if data.endswith(".jsonl")
+            else json.loads(text)
+        )
         return records[:n], None
     task = args.task or defaults.get("task")
     if not task:
@@ -101,16 +119,31 @@ def main(argv: list[str] | None = None) -> int:
             "gen_length": args.gen_length or defaults.get("gen_length", 32),
             "block_length": args.block_length or defaults.get("block_length", 8),
             "steps": args.steps or defaults.get("steps", 16),
-            "temperature": args.temperature if args.temperature is not None else defaults.get("temperature", 0.0),
+            "temperature": args.temperature
+            if args.temperature is not None
+            else defaults.get("temperature", 0.0),
             "num_samples": args.num_samples,
             "cache": args.cache,
         }
         settings = parse_strategies(args.strategies, **common)
         tok = load_tokenizer(model_path)
         model = load_model(model_path, tokenizer=tok)
-        meta = {"model": str(model_path), "task": args.task or defaults.get("task"), "graders": [str(g) for g in graders]}
-        report = evaluate(model, tok, records, graders, settings, batch_size=args.batch_size,
-                          ppl_samples=args.ppl_samples, base_dir=Path(args.model).parent if is_recipe else None, meta=meta)
+        meta = {
+            "model": str(model_path),
+            "task": args.task or defaults.get("task"),
+            "graders": [str(g) for g in graders],
+        }
+        report = evaluate(
+            model,
+            tok,
+            records,
+            graders,
+            settings,
+            batch_size=args.batch_size,
+            ppl_samples=args.ppl_samples,
+            base_dir=Path(args.model).parent if is_recipe else None,
+            meta=meta,
+        )
         if args.out:
             print(f"wrote {report.save(args.out)}")
     except DLRLError as err:

@@ -29,8 +29,16 @@ class PerplexityResult:
 
 
 @torch.no_grad()
-def perplexity(model, tokenizer, records: list[dict], *, num_samples: int = 16, batch_size: int = 32,
-               completion_length: int | None = None, seed: int = 0) -> PerplexityResult:
+def perplexity(
+    model,
+    tokenizer,
+    records: list[dict],
+    *,
+    num_samples: int = 16,
+    batch_size: int = 32,
+    completion_length: int | None = None,
+    seed: int = 0,
+) -> PerplexityResult:
     """MC-ELBO perplexity of ``records[i]["completion"]`` given ``records[i]["prompt"]``.
 
     Args:
@@ -49,8 +57,12 @@ def perplexity(model, tokenizer, records: list[dict], *, num_samples: int = 16, 
     total_elbo, total_tokens = 0.0, 0
     for b, start in enumerate(range(0, len(records), batch_size)):
         chunk = records[start : start + batch_size]
-        enc = tokenizer([render_prompt(r["prompt"], tokenizer) for r in chunk], padding=True,
-                        add_special_tokens=False, return_tensors="pt")
+        enc = tokenizer(
+            [render_prompt(r["prompt"], tokenizer) for r in chunk],
+            padding=True,
+            add_special_tokens=False,
+            return_tensors="pt",
+        )
         comp = torch.full((len(chunk), Lc), tokenizer.eos_token_id, dtype=torch.long)
         cmask = torch.zeros((len(chunk), Lc), dtype=torch.long)
         for i, e in enumerate(examples[start : start + batch_size]):
@@ -58,7 +70,9 @@ def perplexity(model, tokenizer, records: list[dict], *, num_samples: int = 16, 
             comp[i, : len(ids)] = torch.tensor(ids)
             cmask[i, : len(ids)] = 1
         dev = dlm.device
-        out = est(dlm, enc.input_ids.to(dev), enc.attention_mask.to(dev), comp.to(dev), cmask.to(dev), seed=seed + b)
+        out = est(
+            dlm, enc.input_ids.to(dev), enc.attention_mask.to(dev), comp.to(dev), cmask.to(dev), seed=seed + b
+        )
         total_elbo += float(out.sequence_logps.double().sum())
         total_tokens += int(cmask.sum())
     dlm.module.train(was_training)

@@ -39,8 +39,11 @@ class EvalReport:
         return text
 
     def to_dict(self) -> dict:
-        return {"meta": self.meta, "results": [asdict(r) for r in self.results],
-                "perplexity": asdict(self.perplexity) if self.perplexity else None}
+        return {
+            "meta": self.meta,
+            "results": [asdict(r) for r in self.results],
+            "perplexity": asdict(self.perplexity) if self.perplexity else None,
+        }
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -100,13 +103,23 @@ def evaluate(
     if isinstance(settings, DecodingSetting):
         settings = [settings]
     fns = load_graders(graders, base_dir)
-    results = [evaluate_setting(model, tokenizer, records, fns, s, batch_size=batch_size, seed=seed) for s in settings]
+    results = [
+        evaluate_setting(model, tokenizer, records, fns, s, batch_size=batch_size, seed=seed)
+        for s in settings
+    ]
     ppl = None
     if ppl_samples:
         if "completion" not in records[0]:
             raise ConfigError("perplexity needs a 'completion' column (the reference answers)")
-        ppl = perplexity(model, tokenizer, records, num_samples=ppl_samples, batch_size=batch_size,
-                         completion_length=settings[0].gen_length if settings else None, seed=seed)
+        ppl = perplexity(
+            model,
+            tokenizer,
+            records,
+            num_samples=ppl_samples,
+            batch_size=batch_size,
+            completion_length=settings[0].gen_length if settings else None,
+            seed=seed,
+        )
     report = EvalReport(results, ppl, dict(meta or {}, n=len(records), seed=seed))
     if print_table:
         print(report.table())

@@ -43,7 +43,9 @@ class DecodingSetting:
 
     def __post_init__(self) -> None:
         if self.remasking not in STRATEGIES:
-            raise ConfigError(f"decoding strategy {self.remasking!r} is invalid; valid: {', '.join(STRATEGIES)}")
+            raise ConfigError(
+                f"decoding strategy {self.remasking!r} is invalid; valid: {', '.join(STRATEGIES)}"
+            )
         if self.remasking == "threshold" and self.threshold is None:
             self.threshold = 0.9
         if self.num_samples < 1:

@@ -27,8 +27,14 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
 MNT_DETACH, CLONE_NEWUSER = 2, 0x10000000
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
-_FLAG_OPTS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
-              "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
+_FLAG_OPTS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": MS_NOATIME,
+    "nodiratime": MS_NODIRATIME,
+    "relatime": MS_RELATIME,
+}
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -40,8 +46,9 @@ def _check(ret, what):
 
 def _mount(src, target, fstype, flags, data=None):
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
-    _check(_libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
-           f"mount {target}")
+    _check(
+        _libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}"
+    )
 
 
 def _mountinfo():
@@ -103,9 +110,14 @@ def _drop_privileges(job):
 
 def _apply_limits(lim):
     mb = 1024 * 1024
-    for res, value in ((resource.RLIMIT_CPU, lim["cpu_seconds"]), (resource.RLIMIT_AS, lim["memory_mb"] * mb),
-                       (resource.RLIMIT_FSIZE, lim["file_size_mb"] * mb), (resource.RLIMIT_CORE, 0),
-                       (resource.RLIMIT_NOFILE, lim["max_open_files"]), (resource.RLIMIT_NPROC, lim["nproc"])):
+    for res, value in (
+        (resource.RLIMIT_CPU, lim["cpu_seconds"]),
+        (resource.RLIMIT_AS, lim["memory_mb"] * mb),
+        (resource.RLIMIT_FSIZE, lim["file_size_mb"] * mb),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NOFILE, lim["max_open_files"]),
+        (resource.RLIMIT_NPROC, lim["nproc"]),
+    ):
         hard = value + 1 if res == resource.RLIMIT_CPU else value  # SIGXCPU first, SIGKILL a second later
         resource.setrlimit(res, (value, hard))
 

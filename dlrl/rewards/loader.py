@@ -33,8 +33,10 @@ def _split(spec: str) -> tuple[str, str]:
         # "C:\\x.py:fn" style drive letters never reach here on POSIX; rpartition keeps the path whole.
         return target, attr
     if "." not in spec:
-        raise ConfigError(f"reward spec {spec!r}: expected 'pkg.module:function', 'pkg.module.function' "
-                          "or 'path/to/file.py:function'")
+        raise ConfigError(
+            f"reward spec {spec!r}: expected 'pkg.module:function', 'pkg.module.function' "
+            "or 'path/to/file.py:function'"
+        )
     mod, _, attr = spec.rpartition(".")
     return mod, attr
 
@@ -82,8 +84,9 @@ def _getattr_path(obj: Any, attr: str, where: str) -> Any:
     return obj
 
 
-def load_reward_function(spec: str | Callable, base_dir: str | None = None,
-                         kwargs: dict[str, Any] | None = None) -> Callable[..., list]:
+def load_reward_function(
+    spec: str | Callable, base_dir: str | None = None, kwargs: dict[str, Any] | None = None
+) -> Callable[..., list]:
     """Return the reward callable named by ``spec`` (callables pass through).
 
     ``kwargs`` are bound with ``functools.partial`` (the result keeps the

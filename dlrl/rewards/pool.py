@@ -51,7 +51,10 @@ class _Worker:
         self._res_r, res_w = os.pipe()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BOOT, str(task_r), str(res_w), json.dumps(sys.path)],
-            pass_fds=(task_r, res_w), env=env, start_new_session=True, cwd=os.getcwd(),
+            pass_fds=(task_r, res_w),
+            env=env,
+            start_new_session=True,
+            cwd=os.getcwd(),
         )
         os.close(task_r)
         os.close(res_w)
@@ -118,7 +121,9 @@ class WorkerPool:
                     try:
                         w.tasks.send((i, t.func, t.args, t.kwargs))
                     except Exception as exc:  # unpicklable task or dead worker
-                        outcomes[i] = Outcome(False, error=f"could not send task: {type(exc).__name__}: {exc}")
+                        outcomes[i] = Outcome(
+                            False, error=f"could not send task: {type(exc).__name__}: {exc}"
+                        )
                         idle.append(self._replace(w) if w.proc.poll() is not None else w)
                         continue
                     w.task_index, w.deadline = i, time.monotonic() + timeout
@@ -135,14 +140,17 @@ class WorkerPool:
                         idle.append(w)
                     except (EOFError, OSError):
                         code = w.proc.poll()
-                        outcomes[w.task_index] = Outcome(False, error=f"worker process died (exit code {code})")
+                        outcomes[w.task_index] = Outcome(
+                            False, error=f"worker process died (exit code {code})"
+                        )
                         idle.append(self._replace(w))
                 now = time.monotonic()
                 for conn, w in list(busy.items()):
                     if now >= w.deadline:
                         del busy[conn]
-                        outcomes[w.task_index] = Outcome(False, error=f"timed out after {timeout:g}s",
-                                                         timed_out=True)
+                        outcomes[w.task_index] = Outcome(
+                            False, error=f"timed out after {timeout:g}s", timed_out=True
+                        )
                         idle.append(self._replace(w))
             return [o if o is not None else Outcome(False, error="not run") for o in outcomes]
 

@@ -49,7 +49,7 @@ class SandboxLimits:
     cpu_seconds: int = 10
     memory_mb: int = 1024
     file_size_mb: int = 16
-    disk_mb: int = 64          # tmpfs size of the sandbox dir (namespace mode)
+    disk_mb: int = 64  # tmpfs size of the sandbox dir (namespace mode)
     max_processes: int = 32
     max_open_files: int = 64
     output_bytes: int = 1 << 20  # per stream; the rest is discarded
@@ -76,13 +76,24 @@ class SandboxResult:
 
 def _clean_env(workdir: str) -> dict[str, str]:
     # Nothing inherited: no tokens, no proxies, no PYTHON* variables.
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
-            "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _python_paths() -> list[str]:
-    paths = {sys.base_prefix, sys.prefix, sys.base_exec_prefix, os.path.dirname(_HARNESS),
-             os.path.dirname(os.path.realpath(sys.executable))}
+    paths = {
+        sys.base_prefix,
+        sys.prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(_HARNESS),
+        os.path.dirname(os.path.realpath(sys.executable)),
+    }
     paths.update(site.getsitepackages())
     return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
 
@@ -113,7 +124,9 @@ def _nproc_budget(limits: SandboxLimits, drop: str) -> int:
     if drop == "setuid" or os.geteuid() == 0:
         return limits.max_processes
     try:
-        mine = sum(1 for p in os.listdir("/proc") if p.isdigit() and os.stat(f"/proc/{p}").st_uid == os.getuid())
+        mine = sum(
+            1 for p in os.listdir("/proc") if p.isdigit() and os.stat(f"/proc/{p}").st_uid == os.getuid()
+        )
     except OSError:
         mine = 0
     return mine + limits.max_processes
@@ -136,8 +149,13 @@ def _nobody_can_run_python() -> bool:
     return all(_blocked_ancestor(p) is None for p in _python_paths() + [os.path.realpath(sys.executable)])
 
 
-def run_python(code: str, tests: Sequence[str] = (), stdin: str | None = None,
-               limits: SandboxLimits | None = None, mode: str | None = None) -> SandboxResult:
+def run_python(
+    code: str,
+    tests: Sequence[str] = (),
+    stdin: str | None = None,
+    limits: SandboxLimits | None = None,
+    mode: str | None = None,
+) -> SandboxResult:
     """Execute ``code`` then each test snippet in one sandboxed interpreter.
 
     With ``tests``, the code runs as module ``__solution__`` (``if __name__ == "__main__"``
@@ -159,27 +177,61 @@ def run_python(code: str, tests: Sequence[str] = (), stdin: str | None = None,
             os.chown(workdir, _NOBODY, _NOBODY)
         nonce = secrets.token_hex(16)
         res_r, res_w = os.pipe()
-        job = {"nonce": nonce, "code": code, "tests": list(tests), "stdin": stdin, "as_main": not tests,
-               "workdir": workdir, "jobdir": jobdir, "result_fd": res_w, "drop": drop, "uid": _NOBODY,
-               "isolate_fs": mode == NAMESPACES, "parent_death": mode == RLIMITS,
-               "cover": _cover_plan(_python_paths()) if mode == NAMESPACES else [],
-               "limits": {**asdict(limits), "nproc": _nproc_budget(limits, drop)}}
+        job = {
+            "nonce": nonce,
+            "code": code,
+            "tests": list(tests),
+            "stdin": stdin,
+            "as_main": not tests,
+            "workdir": workdir,
+            "jobdir": jobdir,
+            "result_fd": res_w,
+            "drop": drop,
+            "uid": _NOBODY,
+            "isolate_fs": mode == NAMESPACES,
+            "parent_death": mode == RLIMITS,
+            "cover": _cover_plan(_python_paths()) if mode == NAMESPACES else [],
+            "limits": {**asdict(limits), "nproc": _nproc_budget(limits, drop)},
+        }
         fd = os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(job, f)
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, pass_fds=(res_w,), cwd=workdir,
-                                    env=_clean_env(workdir), start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(res_w,),
+                cwd=workdir,
+                env=_clean_env(workdir),
+                start_new_session=True,
+            )
         finally:
             os.close(res_w)
         out, err, res, truncated, timed_out = _collect(proc, res_r, limits)
-        passed = sorted({int(i) for line in res.decode(errors="replace").splitlines()
-                         if (parts := line.split()) and len(parts) == 2 and parts[0] == nonce
-                         and parts[1].isdigit() and int(parts[1]) < len(tests)
-                         for i in [parts[1]]})
-        return SandboxResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"),
-                             timed_out, passed, truncated, mode, time.monotonic() - start)
+        passed = sorted(
+            {
+                int(i)
+                for line in res.decode(errors="replace").splitlines()
+                if (parts := line.split())
+                and len(parts) == 2
+                and parts[0] == nonce
+                and parts[1].isdigit()
+                and int(parts[1]) < len(tests)
+                for i in [parts[1]]
+            }
+        )
+        return SandboxResult(
+            proc.returncode,
+            out.decode(errors="replace"),
+            err.decode(errors="replace"),
+            timed_out,
+            passed,
+            truncated,
+            mode,
+            time.monotonic() - start,
+        )
     finally:
         shutil.rmtree(jobdir, ignore_errors=True)
 
@@ -193,7 +245,7 @@ def _children(pid: int) -> list[int]:
                     stat = f.read()
             except OSError:
                 continue
-            if int(stat[stat.rindex(b")") + 2:].split()[1]) == pid:
+            if int(stat[stat.rindex(b")") + 2 :].split()[1]) == pid:
                 out.append(int(entry))
     return out
 
@@ -254,7 +306,7 @@ def _collect(proc: subprocess.Popen, res_r: int, limits: SandboxLimits):
                 room = caps[fd] - len(bufs[fd])
                 if len(chunk) > room:
                     truncated = True
-                bufs[fd] += chunk[:max(0, room)]
+                bufs[fd] += chunk[: max(0, room)]
     finally:
         sel.close()
         _kill(proc)
@@ -283,8 +335,10 @@ def _detect_mode() -> str:
     if wanted not in ("auto", NAMESPACES, RLIMITS):
         raise ValueError(f"DLRL_SANDBOX={wanted!r}: expected auto, namespaces or rlimits")
     if wanted == RLIMITS:
-        logger.warning("code sandbox: rlimits mode forced by DLRL_SANDBOX; no network or filesystem "
-                       "isolation (see docs/sandbox.md)")
+        logger.warning(
+            "code sandbox: rlimits mode forced by DLRL_SANDBOX; no network or filesystem "
+            "isolation (see docs/sandbox.md)"
+        )
         return RLIMITS
     reason = "unshare(1) not found"
     if shutil.which("unshare") and sys.platform.startswith("linux"):
@@ -294,6 +348,9 @@ def _detect_mode() -> str:
         reason = (probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"])[-1]
     if wanted == NAMESPACES:
         raise RuntimeError(f"DLRL_SANDBOX=namespaces but namespaces are unavailable: {reason}")
-    logger.warning("code sandbox: Linux namespaces unavailable (%s); running in the weaker 'rlimits' mode: "
-                   "no network or filesystem isolation, see docs/sandbox.md", reason)
+    logger.warning(
+        "code sandbox: Linux namespaces unavailable (%s); running in the weaker 'rlimits' mode: "
+        "no network or filesystem isolation, see docs/sandbox.md",
+        reason,
+    )
     return RLIMITS

@@ -54,8 +54,11 @@ def _worker_ref(fn: Callable, name: str) -> Any:
     module = getattr(fn, "__module__", None) or getattr(type(fn), "__module__", None)
     qualname = getattr(fn, "__qualname__", "") or ""
     if module == "__main__" or "<locals>" in qualname or "<lambda>" in qualname:
-        logger.warning("reward %r is defined in __main__ or locally and cannot be sent to worker processes; "
-                       "it runs in-process (no timeout). Name it by spec (module:function) instead.", name)
+        logger.warning(
+            "reward %r is defined in __main__ or locally and cannot be sent to worker processes; "
+            "it runs in-process (no timeout). Name it by spec (module:function) instead.",
+            name,
+        )
         return None
     try:
         pickle.dumps(fn)
@@ -100,9 +103,15 @@ class RewardScorer:
     function call in a worker process that is killed after ``timeout`` seconds.
     """
 
-    def __init__(self, funcs: Sequence[Callable | str], weights: Sequence[float] | None = None,
-                 timeout: float = 30.0, num_workers: int = 0, on_error: str = "zero",
-                 base_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        funcs: Sequence[Callable | str],
+        weights: Sequence[float] | None = None,
+        timeout: float = 30.0,
+        num_workers: int = 0,
+        on_error: str = "zero",
+        base_dir: str | None = None,
+    ) -> None:
         if on_error not in ("zero", "raise"):
             raise ConfigError(f"on_error={on_error!r}: expected 'zero' or 'raise'")
         if not funcs:
@@ -124,20 +133,30 @@ class RewardScorer:
         self.failures: dict[str, int] = {n: 0 for n in self.names}
         self._pool = WorkerPool(self.num_workers) if self.num_workers > 0 else None
 
-    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any],
-                 completion_ids: Sequence[Sequence[int]] | None = None, **columns: Any) -> ScoreResult:
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        **columns: Any,
+    ) -> ScoreResult:
         n = len(completions)
-        kwargs = {"prompts": list(prompts), "completions": list(completions),
-                  "completion_ids": None if completion_ids is None else [list(c) for c in completion_ids],
-                  **columns}
+        kwargs = {
+            "prompts": list(prompts),
+            "completions": list(completions),
+            "completion_ids": None if completion_ids is None else [list(c) for c in completion_ids],
+            **columns,
+        }
         raw: dict[str, tuple[bool, Any]] = {}
         remote = [e for e in self._entries if e.ref is not None]
         thread = None
         if remote:
+
             def run_remote() -> None:
                 outs = self._pool.run([Task(e.ref, (), kwargs) for e in remote], self.timeout)
                 for e, o in zip(remote, outs):
                     raw[e.name] = (True, o.value) if o.ok else (False, (o.error or "failed").strip())
+
             thread = threading.Thread(target=run_remote, daemon=True)
             thread.start()
         for e in self._entries:
@@ -166,8 +185,12 @@ class RewardScorer:
                 first = str(value).splitlines()[0] if str(value) else "failed"
                 if self.on_error == "raise":
                     raise RewardFunctionError(f"reward function {name!r} failed: {first}")
-                logger.warning("reward function %r failed: %s; its rewards are None for this batch "
-                               "(%d failures so far)", name, first, self.failures[name])
+                logger.warning(
+                    "reward function %r failed: %s; its rewards are None for this batch (%d failures so far)",
+                    name,
+                    first,
+                    self.failures[name],
+                )
                 per_function[name] = [_NAN] * n
             mean, std = _stats(per_function[name])
             metrics[f"rewards/{name}/mean"] = mean

@@ -28,5 +28,7 @@ def get_backend(name: str) -> Callable:
 
         register_backend("dlrl", generate)
     if name not in ROLLOUT_BACKENDS:
-        raise ConfigError(f"rollout_backend={name!r} is not registered; registered: {', '.join(ROLLOUT_BACKENDS)}")
+        raise ConfigError(
+            f"rollout_backend={name!r} is not registered; registered: {', '.join(ROLLOUT_BACKENDS)}"
+        )
     return ROLLOUT_BACKENDS[name]

@@ -91,7 +91,11 @@ def full_forward(
     x_in = model_batch(x, canvas, cfg_scale, dlm.mask_token_id)
     if use_cache:
         out = dlm.forward_cached(
-            x_in, attention_mask=canvas.attn4, position_ids=canvas.positions, use_cache=True, logits_to_keep=keep
+            x_in,
+            attention_mask=canvas.attn4,
+            position_ids=canvas.positions,
+            use_cache=True,
+            logits_to_keep=keep,
         )
         return _combine(out.logits, cfg_scale), list(out.past_key_values)
     kwargs = {}
@@ -103,7 +107,14 @@ def full_forward(
 
 
 def cached_forward(
-    dlm: MaskedDLM, x: torch.Tensor, canvas: Canvas, cfg_scale: float, mode: str, start: int, end: int, kv: KVCache
+    dlm: MaskedDLM,
+    x: torch.Tensor,
+    canvas: Canvas,
+    cfg_scale: float,
+    mode: str,
+    start: int,
+    end: int,
+    kv: KVCache,
 ) -> torch.Tensor:
     """Logits [B, end − start, V] of the block [start, end) using a cache from :func:`full_forward`."""
     x_in = model_batch(x, canvas, cfg_scale, dlm.mask_token_id)

@@ -48,7 +48,9 @@ def pad_rows(t: torch.Tensor | None, rows: int, fill=None) -> torch.Tensor | Non
     if t is None or t.shape[0] == rows:
         return t
     extra = rows - t.shape[0]
-    pad = t[:1].expand(extra, *t.shape[1:]).clone() if fill is None else t.new_full((extra, *t.shape[1:]), fill)
+    pad = (
+        t[:1].expand(extra, *t.shape[1:]).clone() if fill is None else t.new_full((extra, *t.shape[1:]), fill)
+    )
     return torch.cat((t, pad))
 
 
@@ -131,7 +133,9 @@ class GraphCache:
                     self._pool = torch.cuda.graph_pool_handle()
                 call = CapturedCall(fn, inputs, self._pool)
             except Exception as err:  # any capture failure → stay correct, run eagerly
-                warnings.warn(f"CUDA-graph capture failed for {key[0]!r}, running eagerly: {err}", stacklevel=2)
+                warnings.warn(
+                    f"CUDA-graph capture failed for {key[0]!r}, running eagerly: {err}", stacklevel=2
+                )
                 self._failed.add(key)
                 torch.cuda.synchronize()
                 return fn(*inputs)

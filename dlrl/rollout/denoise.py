@@ -53,7 +53,16 @@ class BlockRunner:
         self.dlm, self.cfg, self.P, self.graphs = dlm, cfg, prompt_length, graphs
         self.nfe = 0
         c = cfg
-        self._sig = (c.remasking, c.temperature, c.top_k, c.top_p, c.cfg_scale, c.cache, c.suppress_eos, c.threshold)
+        self._sig = (
+            c.remasking,
+            c.temperature,
+            c.top_k,
+            c.top_p,
+            c.cfg_scale,
+            c.cache,
+            c.suppress_eos,
+            c.threshold,
+        )
 
     def block(self, b: int, x: torch.Tensor, unmask: torch.Tensor, canvas: Canvas, gens, bar=None) -> int:
         """Denoise block ``b`` of ``x`` [B, L] in place (``unmask`` [B, G] too); → last global step."""

@@ -167,7 +167,9 @@ class RolloutEngine:
         return gens is None or (cfg.temperature == 0 and cfg.remasking != "random")
 
 
-def _finish_rows(x, unmask, done, P: int, end: int, last_step: int, eos_id: int, mask_id: int) -> torch.Tensor:
+def _finish_rows(
+    x, unmask, done, P: int, end: int, last_step: int, eos_id: int, mask_id: int
+) -> torch.Tensor:
     """Rows whose committed completion [P, end) holds EOS are done; their masks become EOS.
 
     Returns the new done flags (bool [B], CPU). ``x`` [B, L] and ``unmask`` [B, G] change in place.
@@ -188,7 +190,13 @@ def _select_rows(canvas: Canvas, idx: torch.Tensor, batch: int) -> Canvas:
             return None
         return t[torch.cat((idx, idx + batch))] if t.shape[0] == 2 * batch else t[idx]
 
-    return Canvas(canvas.prompt_length, canvas.prompt_real[idx], pick(canvas.attn4), pick(canvas.positions), pick(canvas.attn2))
+    return Canvas(
+        canvas.prompt_length,
+        canvas.prompt_real[idx],
+        pick(canvas.attn4),
+        pick(canvas.positions),
+        pick(canvas.attn2),
+    )
 
 
 def _through_first(completion: torch.Tensor, eos_id: int | None) -> torch.Tensor:

@@ -37,7 +37,9 @@ def check_prompt(
         prompt_mask = torch.ones(B, P, dtype=torch.bool, device=device)
     else:
         if tuple(attention_mask.shape) != (B, P):
-            raise ConfigError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected input_ids' {(B, P)}")
+            raise ConfigError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, expected input_ids' {(B, P)}"
+            )
         prompt_mask = attention_mask.to(device).bool()
     return input_ids.to(device).long(), prompt_mask
 
@@ -49,7 +51,9 @@ def check_fixed(dlm: MaskedDLM, fixed_ids, fixed_mask, batch: int, gen_length: i
     """
     if fixed_ids is None:
         if fixed_mask is not None:
-            raise ConfigError("fixed_mask was given without fixed_ids; pass the tokens to inpaint as fixed_ids")
+            raise ConfigError(
+                "fixed_mask was given without fixed_ids; pass the tokens to inpaint as fixed_ids"
+            )
         return None, None
     expected = (batch, gen_length)
     for name, t in (("fixed_ids", fixed_ids), ("fixed_mask", fixed_mask)):

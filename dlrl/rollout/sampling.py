@@ -49,7 +49,9 @@ def gumbel_noise(shape, device, generators: list[torch.Generator] | None) -> tor
     if generators is None:
         u = torch.rand(shape, dtype=torch.float64, device=device)
     else:
-        u = torch.stack([torch.rand(shape[1:], dtype=torch.float64, device=device, generator=g) for g in generators])
+        u = torch.stack(
+            [torch.rand(shape[1:], dtype=torch.float64, device=device, generator=g) for g in generators]
+        )
     return u.log_().neg_().log_().neg_()
 
 

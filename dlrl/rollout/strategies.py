@@ -72,5 +72,7 @@ def select(
     k = torch.minimum(k, n_masked)
     # rank[b, j] = position of j in row b's descending order (stable: ties go to the left position)
     order = conf.argsort(dim=-1, descending=True, stable=True)
-    ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(conf.shape[-1], device=conf.device).expand_as(order))
+    ranks = torch.empty_like(order).scatter_(
+        -1, order, torch.arange(conf.shape[-1], device=conf.device).expand_as(order)
+    )
     return masked & (ranks < k.unsqueeze(-1))

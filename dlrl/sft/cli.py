@@ -26,8 +26,9 @@ def run_recipe(path: str | Path, overrides: list[str] | None = None) -> Path:
     config = recipe.training_config(SFTConfig)
     train, test = load_sft_records(recipe, config.eval_num_samples)
     tok = load_tokenizer(recipe.model.tokenizer or recipe.model.path)
-    model = load_model(recipe.model.path, tokenizer=tok, family=recipe.model.family,
-                       mask_token_id=recipe.model.mask_token_id)
+    model = load_model(
+        recipe.model.path, tokenizer=tok, family=recipe.model.family, mask_token_id=recipe.model.mask_token_id
+    )
     trainer = SFTTrainer(model, tok, train, config, eval_records=test, lora=recipe.lora)
     trainer.train_model()
     out = trainer.save()
@@ -39,7 +40,9 @@ def load_sft_records(recipe, eval_num_samples: int = 0) -> tuple[list[dict], lis
     """(train, held-out or None) from ``recipe.dataset``."""
     ds = recipe.dataset
     if ds.path is None and ds.task is None:
-        raise DLRLError("dataset needs either dataset.path (a .jsonl of prompt/completion records) or dataset.task")
+        raise DLRLError(
+            "dataset needs either dataset.path (a .jsonl of prompt/completion records) or dataset.task"
+        )
     if ds.task and eval_num_samples:
         from dlrl.tasks import make_splits
 

@@ -74,7 +74,9 @@ class SFTConfig:
         if self.mode not in MODES:
             raise ConfigError(f"mode={self.mode!r} is invalid; valid: {', '.join(MODES)}")
         if self.lr_scheduler_type not in SCHEDULERS:
-            raise ConfigError(f"lr_scheduler_type={self.lr_scheduler_type!r} is invalid; valid: {', '.join(SCHEDULERS)}")
+            raise ConfigError(
+                f"lr_scheduler_type={self.lr_scheduler_type!r} is invalid; valid: {', '.join(SCHEDULERS)}"
+            )
         for name in ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

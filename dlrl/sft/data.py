@@ -37,8 +37,14 @@ class TokenizedExample:
     completion_ids: list[int]  # ends with EOS (unless truncated)
 
 
-def tokenize_example(record: dict, tokenizer, *, prompt_column: str = "prompt",
-                     completion_column: str = "completion", max_completion_length: int | None = None) -> TokenizedExample:
+def tokenize_example(
+    record: dict,
+    tokenizer,
+    *,
+    prompt_column: str = "prompt",
+    completion_column: str = "completion",
+    max_completion_length: int | None = None,
+) -> TokenizedExample:
     """Token ids of the rendered prompt and of ``completion + EOS`` (truncated to ``max_completion_length``)."""
     for col in (prompt_column, completion_column):
         if col not in record:
@@ -60,11 +66,18 @@ class SFTBatch:
     response_mask: torch.Tensor
 
     def to(self, device) -> SFTBatch:
-        return SFTBatch(self.input_ids.to(device), self.attention_mask.to(device), self.response_mask.to(device))
+        return SFTBatch(
+            self.input_ids.to(device), self.attention_mask.to(device), self.response_mask.to(device)
+        )
 
 
-def collate(examples: list[TokenizedExample], *, pad_token_id: int, eos_token_id: int,
-            completion_length: int | None = None) -> SFTBatch:
+def collate(
+    examples: list[TokenizedExample],
+    *,
+    pad_token_id: int,
+    eos_token_id: int,
+    completion_length: int | None = None,
+) -> SFTBatch:
     """Left-pad prompts with ``pad_token_id``; fill completions with EOS to ``completion_length``
     (default: the longest completion in the batch)."""
     P = max(len(e.prompt_ids) for e in examples)

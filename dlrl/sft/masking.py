@@ -45,10 +45,19 @@ class UniformMasking:
 
     def __post_init__(self) -> None:
         if not 0 < self.eps < self.high <= 1:
-            raise ConfigError(f"masking uniform: need 0 < eps < high <= 1, got eps={self.eps}, high={self.high}")
+            raise ConfigError(
+                f"masking uniform: need 0 < eps < high <= 1, got eps={self.eps}, high={self.high}"
+            )
 
-    def sample(self, batch_size: int, *, step: int = 0, total_steps: int | None = None,
-               generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    def sample(
+        self,
+        batch_size: int,
+        *,
+        step: int = 0,
+        total_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        device=None,
+    ) -> torch.Tensor:
         """Ratios t [B] (float32)."""
         u = torch.rand(batch_size, generator=generator, device="cpu")
         return (self.eps + (self.high - self.eps) * u).to(device)
@@ -75,12 +84,21 @@ class BetaMasking:
         if not 0 < self.eps < 1:
             raise ConfigError(f"masking beta: eps must lie in (0, 1), got {self.eps}")
 
-    def sample(self, batch_size: int, *, step: int = 0, total_steps: int | None = None,
-               generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    def sample(
+        self,
+        batch_size: int,
+        *,
+        step: int = 0,
+        total_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        device=None,
+    ) -> torch.Tensor:
         # torch's Beta sampler takes no Generator: draw under a seed derived from it instead.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_derived_seed(generator))
-            dist = torch.distributions.Beta(torch.tensor(self.w * self.kappa), torch.tensor((1 - self.w) * self.kappa))
+            dist = torch.distributions.Beta(
+                torch.tensor(self.w * self.kappa), torch.tensor((1 - self.w) * self.kappa)
+            )
             t = dist.sample((batch_size,))
         return t.clamp(self.eps, 1.0).float().to(device)
 
@@ -100,7 +118,9 @@ class CurriculumMasking:
     def __post_init__(self) -> None:
         self.schedule = [float(c) for c in self.schedule]
         if not self.schedule or any(not self.eps < c <= 1 for c in self.schedule):
-            raise ConfigError(f"masking curriculum: every schedule value must lie in (eps={self.eps}, 1], got {self.schedule}")
+            raise ConfigError(
+                f"masking curriculum: every schedule value must lie in (eps={self.eps}, 1], got {self.schedule}"
+            )
 
     def ceiling(self, step: int, total_steps: int | None) -> float:
         """c_k for optimizer step ``step`` of ``total_steps``."""
@@ -109,8 +129,15 @@ class CurriculumMasking:
         k = min(len(self.schedule) - 1, max(0, step) * len(self.schedule) // total_steps)
         return self.schedule[k]
 
-    def sample(self, batch_size: int, *, step: int = 0, total_steps: int | None = None,
-               generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    def sample(
+        self,
+        batch_size: int,
+        *,
+        step: int = 0,
+        total_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        device=None,
+    ) -> torch.Tensor:
         c = self.ceiling(step, total_steps)
         u = torch.rand(batch_size, generator=generator, device="cpu")
         return (self.eps + (c - self.eps) * u).to(device)
@@ -130,8 +157,15 @@ class FixedMasking:
         if not 0 < self.ratio <= 1:
             raise ConfigError(f"masking fixed: ratio must lie in (0, 1], got {self.ratio}")
 
-    def sample(self, batch_size: int, *, step: int = 0, total_steps: int | None = None,
-               generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    def sample(
+        self,
+        batch_size: int,
+        *,
+        step: int = 0,
+        total_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        device=None,
+    ) -> torch.Tensor:
         return torch.full((batch_size,), self.ratio, device=device)
 
     def moments(self, T: int, *, step: int = 0, total_steps: int | None = None) -> tuple[float, float]:

@@ -46,8 +46,14 @@ class TinyRecipe:
 
 
 def accuracy(model, tok, records, recipe: TinyRecipe) -> float:
-    report = evaluate(model, tok, records, [get_task(recipe.task).grader], DecodingSetting(**recipe.decoding),
-                      print_table=False)
+    report = evaluate(
+        model,
+        tok,
+        records,
+        [get_task(recipe.task).grader],
+        DecodingSetting(**recipe.decoding),
+        print_table=False,
+    )
     return report.results[0].accuracy
 
 
@@ -55,9 +61,13 @@ def train_tiny(recipe: TinyRecipe, out_dir: str | Path = TINY_DIR, work_dir: str
     """Train, evaluate, and write the model to ``out_dir``; returns the ``dlrl_tiny.json`` content."""
     start = time.perf_counter()
     model, tok = build_random_tiny(recipe.seed, **recipe.model_overrides)
-    train, test = make_splits(recipe.task, recipe.num_train, recipe.num_test, seed=recipe.seed, **recipe.task_options)
+    train, test = make_splits(
+        recipe.task, recipe.num_train, recipe.num_test, seed=recipe.seed, **recipe.task_options
+    )
     before = accuracy(model, tok, test, recipe)
-    config = SFTConfig(output_dir=work_dir, seed=recipe.seed, use_cpu=not torch.cuda.is_available(), **recipe.sft)
+    config = SFTConfig(
+        output_dir=work_dir, seed=recipe.seed, use_cpu=not torch.cuda.is_available(), **recipe.sft
+    )
     trainer = SFTTrainer(model, tok, train, config, eval_records=test)
     history = trainer.train_model()
     after = accuracy(trainer.model, tok, test, recipe)
@@ -81,7 +91,9 @@ def train_tiny(recipe: TinyRecipe, out_dir: str | Path = TINY_DIR, work_dir: str
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dlrl.sft.tiny_model", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(TINY_DIR), help="where to write the weights (default: the package assets)")
+    p.add_argument(
+        "--out", default=str(TINY_DIR), help="where to write the weights (default: the package assets)"
+    )
     p.add_argument("--max-steps", type=int, help="override the SFT step count (quick experiments)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

@@ -32,8 +32,15 @@ class SFTTrainer:
         config: :class:`SFTConfig`. lora: ``dlrl.models.lora.LoraSettings`` or None.
     """
 
-    def __init__(self, model, tokenizer, train_records: list[dict], config: SFTConfig | None = None,
-                 eval_records: list[dict] | None = None, lora=None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        train_records: list[dict],
+        config: SFTConfig | None = None,
+        eval_records: list[dict] | None = None,
+        lora=None,
+    ):
         from dlrl.models import apply_lora, as_masked_dlm
 
         self.config = config or SFTConfig()
@@ -45,16 +52,26 @@ class SFTTrainer:
         module = apply_lora(dlm.module, lora) if lora is not None else dlm.module
         self.model = dataclasses.replace(dlm, module=module)
         c = self.config
-        self.train = [tokenize_example(r, tokenizer, max_completion_length=c.max_completion_length) for r in train_records]
-        self.eval = [tokenize_example(r, tokenizer, max_completion_length=c.max_completion_length) for r in eval_records or []]
+        self.train = [
+            tokenize_example(r, tokenizer, max_completion_length=c.max_completion_length)
+            for r in train_records
+        ]
+        self.eval = [
+            tokenize_example(r, tokenizer, max_completion_length=c.max_completion_length)
+            for r in eval_records or []
+        ]
         self.sampler = make_mask_sampler(c.masking)
         self.eval_sampler = make_mask_sampler(c.eval_masking)
         self.history: list[dict] = []
 
     # ----------------------------------------------------------------------------------
     def _batch(self, examples: list[TokenizedExample]) -> SFTBatch:
-        return collate(examples, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
-                       completion_length=self.config.max_completion_length)
+        return collate(
+            examples,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            completion_length=self.config.max_completion_length,
+        )
 
     def train_model(self) -> list[dict]:
         """Run ``max_steps`` optimizer steps; returns (and writes) the logged metrics."""
@@ -63,12 +80,16 @@ class SFTTrainer:
         from transformers import get_scheduler
 
         c = self.config
-        acc = Accelerator(cpu=c.use_cpu, mixed_precision="bf16" if c.bf16 else "no",
-                          gradient_accumulation_steps=c.gradient_accumulation_steps)
+        acc = Accelerator(
+            cpu=c.use_cpu,
+            mixed_precision="bf16" if c.bf16 else "no",
+            gradient_accumulation_steps=c.gradient_accumulation_steps,
+        )
         torch.manual_seed(c.seed)
         params = [p for p in self.model.module.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=c.learning_rate, weight_decay=c.weight_decay,
-                                betas=(c.adam_beta1, c.adam_beta2))
+        opt = torch.optim.AdamW(
+            params, lr=c.learning_rate, weight_decay=c.weight_decay, betas=(c.adam_beta1, c.adam_beta2)
+        )
         name = "constant_with_warmup" if c.lr_scheduler_type == "constant" else c.lr_scheduler_type
         sched = get_scheduler(name, opt, num_warmup_steps=c.warmup_steps, num_training_steps=c.max_steps)
         module, opt, sched = acc.prepare(self.model.module, opt, sched)
@@ -76,7 +97,9 @@ class SFTTrainer:
         # Per-process streams: batches differ across ranks, masks differ across steps.
         gen = torch.Generator().manual_seed(c.seed * 1000 + acc.process_index)
         out = Path(c.output_dir)
-        log = MetricsLogger(out, enabled=acc.is_main_process, tensorboard="tensorboard" in (c.report_to or []))
+        log = MetricsLogger(
+            out, enabled=acc.is_main_process, tensorboard="tensorboard" in (c.report_to or [])
+        )
         bar = tqdm(total=c.max_steps, desc="sft", disable=not (c.progress and acc.is_main_process))
         module.train()
         window: dict[str, float] = {}
@@ -85,10 +108,19 @@ class SFTTrainer:
             for _ in range(c.gradient_accumulation_steps):
                 idx = torch.randint(len(self.train), (c.per_device_train_batch_size,), generator=gen)
                 batch = self._batch([self.train[i] for i in idx]).to(acc.device)
-                t = self.sampler.sample(len(idx), step=step - 1, total_steps=c.max_steps, generator=gen, device=acc.device)
+                t = self.sampler.sample(
+                    len(idx), step=step - 1, total_steps=c.max_steps, generator=gen, device=acc.device
+                )
                 with acc.accumulate(module):
-                    res = sft_loss(self.model, batch.input_ids, batch.response_mask, batch.attention_mask, t,
-                                   mode=c.mode, generator=gen)
+                    res = sft_loss(
+                        self.model,
+                        batch.input_ids,
+                        batch.response_mask,
+                        batch.attention_mask,
+                        t,
+                        mode=c.mode,
+                        generator=gen,
+                    )
                     acc.backward(res.loss)
                     if acc.sync_gradients and c.max_grad_norm:
                         acc.clip_grad_norm_(params, c.max_grad_norm)
@@ -96,15 +128,22 @@ class SFTTrainer:
                     sched.step()
                     opt.zero_grad()
                 tokens += int(batch.attention_mask.sum())
-                for key, val in (("loss", res.loss.item()), ("masked_nll", res.masked_nll), ("mean_ratio", res.mean_ratio)):
+                for key, val in (
+                    ("loss", res.loss.item()),
+                    ("masked_nll", res.masked_nll),
+                    ("mean_ratio", res.mean_ratio),
+                ):
                     window[key] = window.get(key, 0.0) + val
                 window["n"] = window.get("n", 0) + 1
             bar.update(1)
             is_eval = self.eval and ((c.eval_steps and step % c.eval_steps == 0) or step == c.max_steps)
             if step % c.logging_steps == 0 or step == c.max_steps or is_eval:
                 n = window.pop("n")
-                row = {**{k: v / n for k, v in window.items()}, "lr": sched.get_last_lr()[0],
-                       "tokens_per_s": tokens / (time.perf_counter() - t0)}
+                row = {
+                    **{k: v / n for k, v in window.items()},
+                    "lr": sched.get_last_lr()[0],
+                    "tokens_per_s": tokens / (time.perf_counter() - t0),
+                }
                 window = {}
                 if is_eval:
                     row["eval_loss"] = self.evaluate_loss()
@@ -125,8 +164,15 @@ class SFTTrainer:
         across steps and runs). ``sampler`` defaults to ``eval_masking``."""
         if not self.eval:
             raise ConfigError("evaluate_loss needs eval_records")
-        return validation_loss(self.model, self.eval, self._batch, sampler or self.eval_sampler,
-                               mode=self.config.mode, batch_size=self.config.eval_batch_size, seed=seed)
+        return validation_loss(
+            self.model,
+            self.eval,
+            self._batch,
+            sampler or self.eval_sampler,
+            mode=self.config.mode,
+            batch_size=self.config.eval_batch_size,
+            seed=seed,
+        )
 
     def save(self, path: str | Path | None = None, accelerator=None) -> Path:
         """Write model (+ tokenizer) to ``path`` (default ``output_dir``); LoRA → merged if ``merge_lora``."""
@@ -145,8 +191,16 @@ class SFTTrainer:
 
 
 @torch.no_grad()
-def validation_loss(model, examples: list[TokenizedExample], make_batch, sampler, *, mode: str = "sft",
-                    batch_size: int = 64, seed: int = 1234) -> float:
+def validation_loss(
+    model,
+    examples: list[TokenizedExample],
+    make_batch,
+    sampler,
+    *,
+    mode: str = "sft",
+    batch_size: int = 64,
+    seed: int = 1234,
+) -> float:
     """Average LLaDA loss over ``examples`` with ratios/masks from a generator seeded ``seed``."""
     from dlrl.models import as_masked_dlm
 
@@ -159,9 +213,10 @@ def validation_loss(model, examples: list[TokenizedExample], make_batch, sampler
         chunk = examples[start : start + batch_size]
         batch = make_batch(chunk).to(dlm.device)
         t = sampler.sample(len(chunk), step=0, total_steps=1, generator=gen, device=dlm.device)
-        res = sft_loss(dlm, batch.input_ids, batch.response_mask, batch.attention_mask, t, mode=mode, generator=gen)
+        res = sft_loss(
+            dlm, batch.input_ids, batch.response_mask, batch.attention_mask, t, mode=mode, generator=gen
+        )
         total += res.loss.item() * len(chunk)
         count += len(chunk)
     dlm.module.train(was_training)
     return total / max(count, 1)
-

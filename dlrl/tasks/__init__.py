@@ -80,7 +80,9 @@ def make_test_set(name: str, n: int, seed: int = 0, **options) -> list[dict]:
     return make_dataset(name, n, seed=seed + TEST_SEED_OFFSET, **options)
 
 
-def make_splits(name: str, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[list[dict], list[dict]]:
+def make_splits(
+    name: str, n_train: int, n_test: int, seed: int = 0, **options
+) -> tuple[list[dict], list[dict]]:
     """Disjoint (train, test): test prompts never appear in train (small task spaces repeat)."""
     test = make_test_set(name, n_test, seed, **options)
     held = {prompt_text(r["prompt"]) for r in test}
@@ -92,4 +94,13 @@ def make_splits(name: str, n_train: int, n_test: int, seed: int = 0, **options) 
     return train, test
 
 
-__all__ = ["TASKS", "Task", "get_task", "make_dataset", "make_splits", "make_test_set", "prompt_text", "task_options"]
+__all__ = [
+    "TASKS",
+    "Task",
+    "get_task",
+    "make_dataset",
+    "make_splits",
+    "make_test_set",
+    "prompt_text",
+    "task_options",
+]

@@ -13,7 +13,9 @@ from dlrl.tasks import TASKS, make_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dlrl.tasks", description="Write a synthetic task as JSONL.")
+    parser = argparse.ArgumentParser(
+        prog="python -m dlrl.tasks", description="Write a synthetic task as JSONL."
+    )
     parser.add_argument("name", choices=sorted(TASKS))
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)

@@ -45,7 +45,9 @@ class ArithmeticOptions:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_steps <= self.max_steps:
-            raise ConfigError(f"arithmetic: need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}")
+            raise ConfigError(
+                f"arithmetic: need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}"
+            )
         if self.max_value < 4:
             raise ConfigError(f"arithmetic: max_value must be >= 4, got {self.max_value}")
         if not self.ops or set(self.ops) - set("+-*"):
@@ -89,14 +91,21 @@ def generate(rng: random.Random, opts: ArithmeticOptions) -> dict:
         lines.append(f"{value}{op}{n}={new}")
         ops.append((op, n))
         # Left-to-right evaluation: parenthesise before × so precedence cannot change the value.
-        expression = f"({expression}){op}{n}" if op == "*" and any(c in expression for c in "+-") else f"{expression}{op}{n}"
+        expression = (
+            f"({expression}){op}{n}"
+            if op == "*" and any(c in expression for c in "+-")
+            else f"{expression}{op}{n}"
+        )
         value = new
     if opts.style == "plain":
         question = f"What is {expression}?"
     else:
         name, item = rng.choice(NAMES), rng.choice(ITEMS)
         story = [f"{name} has {start} {item}."]
-        story += [rng.choice(_WORD[op]).format(p=f"Then {name}" if i else name, n=n) for i, (op, n) in enumerate(ops)]
+        story += [
+            rng.choice(_WORD[op]).format(p=f"Then {name}" if i else name, n=n)
+            for i, (op, n) in enumerate(ops)
+        ]
         question = " ".join(story) + f" How many {item} does {name} have now?"
     reasoning = "\n".join(lines)
     return {

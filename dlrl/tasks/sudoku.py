@@ -62,7 +62,11 @@ def _units(n: int) -> list[list[int]]:
     b = math.isqrt(n)
     rows = [[r * n + c for c in range(n)] for r in range(n)]
     cols = [[r * n + c for r in range(n)] for c in range(n)]
-    boxes = [[(br + r) * n + bc + c for r in range(b) for c in range(b)] for br in range(0, n, b) for bc in range(0, n, b)]
+    boxes = [
+        [(br + r) * n + bc + c for r in range(b) for c in range(b)]
+        for br in range(0, n, b)
+        for bc in range(0, n, b)
+    ]
     return rows + cols + boxes
 
 

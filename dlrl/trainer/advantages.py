@@ -6,7 +6,11 @@ import torch
 
 
 def group_advantages(
-    rewards: torch.Tensor, group_size: int, scale: str | bool = "group", leave_one_out: bool = False, eps: float = 1e-4
+    rewards: torch.Tensor,
+    group_size: int,
+    scale: str | bool = "group",
+    leave_one_out: bool = False,
+    eps: float = 1e-4,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Advantages for rewards [N] laid out as consecutive groups of ``group_size``.
 

@@ -33,28 +33,60 @@ class DiffusionGRPOConfig(GRPOConfig):
     """
 
     # --- rollout (dlrl.rollout.RolloutConfig) ---------------------------------------------
-    gen_length: int | None = field(default=None, metadata={"help": "Completion length; None → max_completion_length."})
-    block_length: int = field(default=32, metadata={"help": "Semi-autoregressive block length (divides gen_length)."})
-    diffusion_steps: int | None = field(default=None, metadata={"help": "Denoising steps over the whole completion; None → gen_length // 2."})
-    remasking: str = field(default="low_confidence", metadata={"help": f"Which tokens to commit: {', '.join(REMASKING)}."})
-    threshold: float | None = field(default=None, metadata={"help": "Confidence τ for remasking='threshold'."})
+    gen_length: int | None = field(
+        default=None, metadata={"help": "Completion length; None → max_completion_length."}
+    )
+    block_length: int = field(
+        default=32, metadata={"help": "Semi-autoregressive block length (divides gen_length)."}
+    )
+    diffusion_steps: int | None = field(
+        default=None, metadata={"help": "Denoising steps over the whole completion; None → gen_length // 2."}
+    )
+    remasking: str = field(
+        default="low_confidence", metadata={"help": f"Which tokens to commit: {', '.join(REMASKING)}."}
+    )
+    threshold: float | None = field(
+        default=None, metadata={"help": "Confidence τ for remasking='threshold'."}
+    )
     cfg_scale: float = field(default=0.0, metadata={"help": "Classifier-free guidance scale (0 = off)."})
-    cache: str = field(default="none", metadata={"help": f"KV cache mode for rollouts: {', '.join(CACHE_MODES)}."})
-    cuda_graphs: str = field(default="auto", metadata={"help": "auto|on|off: CUDA-graph the denoising step on GPU."})
-    rollout_backend: str = field(default="dlrl", metadata={"help": "Registered rollout backend (dlrl.rollout.backends)."})
+    cache: str = field(
+        default="none", metadata={"help": f"KV cache mode for rollouts: {', '.join(CACHE_MODES)}."}
+    )
+    cuda_graphs: str = field(
+        default="auto", metadata={"help": "auto|on|off: CUDA-graph the denoising step on GPU."}
+    )
+    rollout_backend: str = field(
+        default="dlrl", metadata={"help": "Registered rollout backend (dlrl.rollout.backends)."}
+    )
     # --- likelihood (dlrl.likelihood.ESTIMATORS) -----------------------------------------
-    estimator: str | None = field(default=None, metadata={"help": "Likelihood estimator; None → the algorithm's."})
-    estimator_options: dict = field(default_factory=dict, metadata={"help": "Keyword options of the estimator."})
-    p_mask_prompt: float | None = field(default=None, metadata={"help": "one_step: prompt mask probability (d1: 0.15)."})
+    estimator: str | None = field(
+        default=None, metadata={"help": "Likelihood estimator; None → the algorithm's."}
+    )
+    estimator_options: dict = field(
+        default_factory=dict, metadata={"help": "Keyword options of the estimator."}
+    )
+    p_mask_prompt: float | None = field(
+        default=None, metadata={"help": "one_step: prompt mask probability (d1: 0.15)."}
+    )
     # --- objective ----------------------------------------------------------------------
-    algorithm: str = field(default="diffu_grpo", metadata={"help": "diffu_grpo | coupled_grpo | uni_grpo | …"})
-    leave_one_out: bool = field(default=False, metadata={"help": "Advantage baseline excludes the sample itself (RLOO)."})
+    algorithm: str = field(
+        default="diffu_grpo", metadata={"help": "diffu_grpo | coupled_grpo | uni_grpo | …"}
+    )
+    leave_one_out: bool = field(
+        default=False, metadata={"help": "Advantage baseline excludes the sample itself (RLOO)."}
+    )
     # --- rewards ------------------------------------------------------------------------
-    reward_timeout: float = field(default=60.0, metadata={"help": "Seconds one reward function may take on one batch."})
+    reward_timeout: float = field(
+        default=60.0, metadata={"help": "Seconds one reward function may take on one batch."}
+    )
     reward_num_workers: int = field(default=1, metadata={"help": "Reward worker processes (0 = in-process)."})
-    on_reward_error: str = field(default="zero", metadata={"help": "zero: failed rewards count as 0 and are logged; raise: stop."})
+    on_reward_error: str = field(
+        default="zero", metadata={"help": "zero: failed rewards count as 0 and are logged; raise: stop."}
+    )
     # --- run ----------------------------------------------------------------------------
-    resume: bool = field(default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."})
+    resume: bool = field(
+        default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."}
+    )
     log_jsonl: bool = field(default=True, metadata={"help": "Write metrics to output_dir/metrics.jsonl."})
 
     def __post_init__(self):
@@ -76,7 +108,9 @@ class DiffusionGRPOConfig(GRPOConfig):
         if isinstance(self.scale_rewards, str):
             _choice("scale_rewards", self.scale_rewards, SCALE_REWARDS)
         if self.gen_length % self.block_length:
-            raise ConfigError(f"gen_length={self.gen_length} must be a multiple of block_length={self.block_length}")
+            raise ConfigError(
+                f"gen_length={self.gen_length} must be a multiple of block_length={self.block_length}"
+            )
         if self.diffusion_steps % (self.gen_length // self.block_length):
             raise ConfigError(
                 f"diffusion_steps={self.diffusion_steps} must be a multiple of the number of blocks "
@@ -95,7 +129,9 @@ class DiffusionGRPOConfig(GRPOConfig):
         if self.num_iterations < 1:
             raise ConfigError(f"num_iterations={self.num_iterations} must be ≥ 1")
         if self.use_vllm:
-            raise ConfigError("use_vllm=True: vLLM serves no LLaDA sampler; use dlrl's rollout engine (see docs/models.md)")
+            raise ConfigError(
+                "use_vllm=True: vLLM serves no LLaDA sampler; use dlrl's rollout engine (see docs/models.md)"
+            )
 
     @property
     def prompts_per_step(self) -> int:

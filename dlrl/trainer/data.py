@@ -67,7 +67,9 @@ def _read_path(p: Path, split: str) -> list[dict]:
         from datasets import Dataset
 
         return Dataset.from_parquet(str(p)).to_list()
-    raise DLRLError(f"dataset {str(p)!r}: unsupported format {suffix!r}; use .json, .jsonl, .parquet or a save_to_disk dir")
+    raise DLRLError(
+        f"dataset {str(p)!r}: unsupported format {suffix!r}; use .json, .jsonl, .parquet or a save_to_disk dir"
+    )
 
 
 def is_conversational(prompt) -> bool:

@@ -48,7 +48,9 @@ class RolloutBatch:
                 out[name] = value[start:stop]
             elif name in ("old_logps", "ref_logps"):
                 out[name] = [None if v is None else v[start:stop] for v in value]
-        out["extras"] = {k: v[start:stop] if isinstance(v, torch.Tensor) else v for k, v in self.extras.items()}
+        out["extras"] = {
+            k: v[start:stop] if isinstance(v, torch.Tensor) else v for k, v in self.extras.items()
+        }
         return out
 
     def to_state(self) -> dict:
@@ -67,7 +69,14 @@ def call_estimator(est, dlm, rows: dict, seed: int, iteration: int, return_entro
         kwargs["iteration"] = iteration
     if "unmask_step" in params and rows.get("unmask_step") is not None:
         kwargs["unmask_step"] = rows["unmask_step"]
-    return est(dlm, rows["prompt_ids"], rows["prompt_mask"], rows["completion_ids"], rows["completion_mask"], **kwargs)
+    return est(
+        dlm,
+        rows["prompt_ids"],
+        rows["prompt_mask"],
+        rows["completion_ids"],
+        rows["completion_mask"],
+        **kwargs,
+    )
 
 
 def micro_seed(batch_seed: int, micro_index: int) -> int:
@@ -95,10 +104,14 @@ def make_rollout_batch(trainer, records: list[dict]) -> RolloutBatch:
         finished = (completion_ids == trainer.eos_token_id).any(dim=1, keepdim=True)
         completion_mask = completion_mask & finished
     texts_out = [
-        tok.decode(ids[m].tolist(), skip_special_tokens=True) for ids, m in zip(completion_ids.cpu(), completion_mask.cpu())
+        tok.decode(ids[m].tolist(), skip_special_tokens=True)
+        for ids, m in zip(completion_ids.cpu(), completion_mask.cpu())
     ]
     reward_prompts = [p for p in prompts for _ in range(G)]
-    completions = [[{"role": "assistant", "content": t}] if is_conversational(p) else t for p, t in zip(reward_prompts, texts_out)]
+    completions = [
+        [{"role": "assistant", "content": t}] if is_conversational(p) else t
+        for p, t in zip(reward_prompts, texts_out)
+    ]
     columns = {k: [r[k] for r in records for _ in range(G)] for k in records[0] if k != trainer.prompt_column}
     t1 = time.perf_counter()
     scored = trainer.scorer(
@@ -119,7 +132,9 @@ def make_rollout_batch(trainer, records: list[dict]) -> RolloutBatch:
         advantages=advantages,
         rewards=rewards,
         unmask_step=getattr(out, "unmask_step", None),
-        estimator_seeds=[derive_seed(args.seed, trainer.rollout_index, 10_000 + k) for k in range(args.num_iterations)],
+        estimator_seeds=[
+            derive_seed(args.seed, trainer.rollout_index, 10_000 + k) for k in range(args.num_iterations)
+        ],
     )
     batch.extras["completions"] = texts_out
     if trainer.algorithm.rollout_hook is not None:
@@ -160,9 +175,15 @@ def fill_old_and_ref_logps(trainer, batch: RolloutBatch) -> None:
             rows = batch.rows(start, stop)
             seed = micro_seed(batch.estimator_seeds[k], i)
             if need_old:
-                old_parts.append(call_estimator(trainer.estimator, trainer.dlm(), rows, seed, k).logps.detach())
+                old_parts.append(
+                    call_estimator(trainer.estimator, trainer.dlm(), rows, seed, k).logps.detach()
+                )
             if need_ref:
                 with trainer.reference(trainer.model) as ref_module:
-                    ref_parts.append(call_estimator(trainer.estimator, trainer.dlm(ref_module), rows, seed, k).logps.detach())
+                    ref_parts.append(
+                        call_estimator(
+                            trainer.estimator, trainer.dlm(ref_module), rows, seed, k
+                        ).logps.detach()
+                    )
         batch.old_logps[k] = torch.cat(old_parts) if need_old else None
         batch.ref_logps[k] = torch.cat(ref_parts) if need_ref else None

@@ -53,7 +53,17 @@ class DiffusionGRPOTrainer:
         lora: ``dlrl.models.lora.LoraSettings`` to wrap the model with LoRA adapters.
     """
 
-    def __init__(self, model, tokenizer, reward_funcs, train_dataset, args: DiffusionGRPOConfig, *, lora=None, accelerator=None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        reward_funcs,
+        train_dataset,
+        args: DiffusionGRPOConfig,
+        *,
+        lora=None,
+        accelerator=None,
+    ):
         self.args = args
         self.algorithm = get_algorithm(args.algorithm)
         self.accelerator = accelerator or build_accelerator(args)
@@ -65,7 +75,9 @@ class DiffusionGRPOTrainer:
 
             module = apply_lora(module, lora)
         if args.gradient_checkpointing:
-            unwrap_model(module).gradient_checkpointing_enable(args.gradient_checkpointing_kwargs or {"use_reentrant": False})
+            unwrap_model(module).gradient_checkpointing_enable(
+                args.gradient_checkpointing_kwargs or {"use_reentrant": False}
+            )
             if is_peft(module):
                 unwrap_model(module).enable_input_require_grads()
         self._dlm_template = dataclasses.replace(base, module=module)
@@ -81,13 +93,18 @@ class DiffusionGRPOTrainer:
         self.scheduler = self.accelerator.prepare(build_scheduler(self.optimizer, args))
         self.scorer = build_scorer(reward_funcs, args)
         acc = self.accelerator
-        self.sampler = PromptSampler(len(self.records), args.seed, acc.process_index, acc.num_processes, args.shuffle_dataset)
+        self.sampler = PromptSampler(
+            len(self.records), args.seed, acc.process_index, acc.num_processes, args.shuffle_dataset
+        )
         self.global_step = 0
         self.rollout_index = 0
         self.skipped_steps = 0
         self.buffer: RolloutBatch | None = None
         self.logger = MetricsLogger(
-            args.output_dir, enabled=acc.is_main_process, jsonl=args.log_jsonl, tensorboard=_wants_tensorboard(args),
+            args.output_dir,
+            enabled=acc.is_main_process,
+            jsonl=args.log_jsonl,
+            tensorboard=_wants_tensorboard(args),
             append=args.resume,
         )
 
@@ -135,7 +152,12 @@ class DiffusionGRPOTrainer:
                 load_checkpoint(self, ckpt)
                 if acc.is_main_process:
                     print(f"resumed from {ckpt} at step {self.global_step}")
-        bar = tqdm(total=a.max_steps, initial=self.global_step, desc=f"{a.algorithm}", disable=not acc.is_main_process or a.disable_tqdm)
+        bar = tqdm(
+            total=a.max_steps,
+            initial=self.global_step,
+            desc=f"{a.algorithm}",
+            disable=not acc.is_main_process or a.disable_tqdm,
+        )
         last: dict = {}
         while self.global_step < a.max_steps:
             k = self.global_step % a.num_iterations
@@ -156,7 +178,21 @@ class DiffusionGRPOTrainer:
             bar.update(1)
             bar.set_postfix_str(format_metrics(last, ("reward", "loss", "kl")))
             if acc.is_main_process and a.logging_steps and self.global_step % int(a.logging_steps) == 0:
-                bar.write(f"step {self.global_step}: " + format_metrics(last, ("reward", "reward_std", "loss", "kl", "clip_ratio", "completion_length", "frac_reward_zero_std")))
+                bar.write(
+                    f"step {self.global_step}: "
+                    + format_metrics(
+                        last,
+                        (
+                            "reward",
+                            "reward_std",
+                            "loss",
+                            "kl",
+                            "clip_ratio",
+                            "completion_length",
+                            "frac_reward_zero_std",
+                        ),
+                    )
+                )
             if a.sync_ref_model and a.ref_model_sync_steps and self.global_step % a.ref_model_sync_steps == 0:
                 self.reference.sync(self.model, a.ref_model_mixup_alpha)
             if a.save_steps and self.global_step % int(a.save_steps) == 0 and self.global_step < a.max_steps:
@@ -178,7 +214,9 @@ class DiffusionGRPOTrainer:
         for i, (start, stop) in enumerate(self.micro_batches(batch)):
             rows = batch.rows(start, stop)
             with acc.accumulate(self.model):
-                out = call_estimator(self.estimator, self.dlm(), rows, micro_seed(batch.estimator_seeds[k], i), k, want_entropy)
+                out = call_estimator(
+                    self.estimator, self.dlm(), rows, micro_seed(batch.estimator_seeds[k], i), k, want_entropy
+                )
                 mask = rows["completion_mask"] & out.signal_mask
                 x = ObjectiveInputs(
                     logps=out.logps, old_logps=rows["old_logps"][k], ref_logps=rows["ref_logps"][k],

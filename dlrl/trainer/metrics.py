@@ -16,7 +16,13 @@ class MetricsLogger:
     """
 
     def __init__(
-        self, output_dir: str | Path, *, enabled: bool = True, jsonl: bool = True, tensorboard: bool = True, append: bool = False
+        self,
+        output_dir: str | Path,
+        *,
+        enabled: bool = True,
+        jsonl: bool = True,
+        tensorboard: bool = True,
+        append: bool = False,
     ):
         self.enabled = enabled
         self.path = Path(output_dir) / "metrics.jsonl"

@@ -58,7 +58,9 @@ def clipped_pg_terms(
         delta = ref_logps - logps
         kl = torch.exp(delta) - delta - 1
         per_token = per_token + beta * kl
-    return LossTerms(per_token, ratio.detach(), (clipped < unclipped).detach(), None if kl is None else kl.detach())
+    return LossTerms(
+        per_token, ratio.detach(), (clipped < unclipped).detach(), None if kl is None else kl.detach()
+    )
 
 
 @dataclass

@@ -29,7 +29,9 @@ def build_accelerator(args):
         ds = plugin.deepspeed_config
         ds["train_micro_batch_size_per_gpu"] = args.per_device_train_batch_size
         ds["gradient_accumulation_steps"] = args.gradient_accumulation_steps
-        ds["train_batch_size"] = args.per_device_train_batch_size * args.gradient_accumulation_steps * acc.num_processes
+        ds["train_batch_size"] = (
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * acc.num_processes
+        )
         zero = ds.setdefault("zero_optimization", {})
         if zero.get("stage") == 3:  # checkpoints hold a loadable model, not only shards
             zero["stage3_gather_16bit_weights_on_model_save"] = True
@@ -69,7 +71,10 @@ def build_optimizer(module, args):
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon
+        [g for g in groups if g["params"]],
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
     )
 
 
@@ -92,7 +97,9 @@ def build_scorer(reward_funcs, args, base_dir=None):
     if not reward_funcs:
         raise ConfigError("reward_funcs is empty: name at least one reward function")
     if args.reward_weights is not None and len(args.reward_weights) != len(reward_funcs):
-        raise ConfigError(f"reward_weights has {len(args.reward_weights)} entries for {len(reward_funcs)} reward_funcs")
+        raise ConfigError(
+            f"reward_weights has {len(args.reward_weights)} entries for {len(reward_funcs)} reward_funcs"
+        )
     return RewardScorer(
         funcs=list(reward_funcs),
         weights=args.reward_weights,

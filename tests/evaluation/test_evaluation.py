@@ -64,8 +64,15 @@ def test_perplexity_finite_and_lower_after_training(tmp_path):
     model, tok = build_random_tiny(0, **SMALL)
     before = perplexity(model, tok, test, num_samples=4)
     assert math.isfinite(before.perplexity) and before.perplexity > 1
-    cfg = SFTConfig(output_dir=str(tmp_path), max_steps=30, per_device_train_batch_size=16, learning_rate=3e-3,
-                    max_completion_length=24, progress=False, use_cpu=True)
+    cfg = SFTConfig(
+        output_dir=str(tmp_path),
+        max_steps=30,
+        per_device_train_batch_size=16,
+        learning_rate=3e-3,
+        max_completion_length=24,
+        progress=False,
+        use_cpu=True,
+    )
     trainer = SFTTrainer(model, tok, train, cfg)
     trainer.train_model()
     after = perplexity(trainer.model, tok, test, num_samples=4)
@@ -90,8 +97,29 @@ def test_cli_writes_json(tmp_path):
     from dlrl.evaluation import main
 
     out = tmp_path / "res.json"
-    rc = main(["tiny", "--task", "arithmetic", "--n", "2", "--task-opt", "style=plain", "--strategies", "margin",
-               "--gen-length", "8", "--block-length", "8", "--steps", "4", "--ppl-samples", "2", "--out", str(out)])
+    rc = main(
+        [
+            "tiny",
+            "--task",
+            "arithmetic",
+            "--n",
+            "2",
+            "--task-opt",
+            "style=plain",
+            "--strategies",
+            "margin",
+            "--gen-length",
+            "8",
+            "--block-length",
+            "8",
+            "--steps",
+            "4",
+            "--ppl-samples",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     data = json.loads(out.read_text())
     assert data["results"][0]["setting"]["remasking"] == "margin" and data["perplexity"]["perplexity"] > 1

@@ -29,6 +29,7 @@ def not_numbers(completions, **kwargs):
 
 def exits(completions, **kwargs):
     import os
+
     os._exit(3)
 
 

@@ -9,25 +9,31 @@ def test_strict_xml_accepts_multiline(format_rewards):
     assert format_rewards.xml_format_reward([GOOD, GOOD + "\n"]) == [1.0, 1.0]
 
 
-@pytest.mark.parametrize("text", [
-    "<reasoning>x</reasoning><answer>1</answer>",                  # no newlines: strict fails
-    GOOD + "\ntrailing chatter",
-    "<answer>\n1\n</answer>\n<reasoning>\nx\n</reasoning>",         # wrong order
-    "just text",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<reasoning>x</reasoning><answer>1</answer>",  # no newlines: strict fails
+        GOOD + "\ntrailing chatter",
+        "<answer>\n1\n</answer>\n<reasoning>\nx\n</reasoning>",  # wrong order
+        "just text",
+    ],
+)
 def test_strict_xml_rejects(format_rewards, text):
     assert format_rewards.xml_format_reward([text]) == [0.0]
 
 
 def test_soft_xml_multiline_and_order(format_rewards):
-    texts = ["pre <reasoning>a\nb</reasoning>  <answer>c\nd</answer> post",
-             "<answer>c</answer><reasoning>a</reasoning>"]
+    texts = [
+        "pre <reasoning>a\nb</reasoning>  <answer>c\nd</answer> post",
+        "<answer>c</answer><reasoning>a</reasoning>",
+    ]
     assert format_rewards.soft_xml_format_reward(texts) == [1.0, 0.0]
 
 
 def test_xml_count_partial_credit(format_rewards):
     full, half, tail = format_rewards.xml_count_reward(
-        [GOOD, "<reasoning>\nx\n</reasoning>\n", GOOD + "\nabcdefghij"])
+        [GOOD, "<reasoning>\nx\n</reasoning>\n", GOOD + "\nabcdefghij"]
+    )
     assert full == pytest.approx(0.5)
     assert half == pytest.approx(0.25)
     assert tail == pytest.approx(0.5 - 0.01)

@@ -12,13 +12,13 @@ EQUIVALENT = [
     (r"\boxed{1,000}", "1000"),
     (r"\boxed{5\text{ cm}}", "5"),
     (r"\boxed{\$18.00}", "18"),
-    (r"\boxed{0.33333}", r"\frac{1}{3}"),            # numeric tolerance
+    (r"\boxed{0.33333}", r"\frac{1}{3}"),  # numeric tolerance
     (r"\boxed{2^{1/2}}", r"\sqrt{2}"),
     (r"\boxed{x = 3}", "3"),
     ("<reasoning>\nadd them\n</reasoning>\n<answer>\n72\n</answer>", "Natalia sold ... #### 72"),
     ("<reasoning>\nmulti\nline\n</reasoning>\n<answer>\n\\boxed{12}\n</answer>", "#### 12"),
     ("work... #### 1,234", "#### 1234"),
-    (r"first \boxed{3} then corrected: \boxed{4}", "4"),    # the last box counts
+    (r"first \boxed{3} then corrected: \boxed{4}", "4"),  # the last box counts
     ([{"role": "assistant", "content": r"\boxed{7}"}], "7"),  # chat-message completions
 ]
 
@@ -26,8 +26,8 @@ WRONG = [
     (r"\boxed{3}", "4"),
     (r"\boxed{0.33}", r"\frac{1}{3}"),
     (r"\boxed{4} then corrected: \boxed{3}", "4"),
-    ("no final answer here, 4", "4"),                     # a bare number is not an answer
-    (r"\boxed{", "4"),                                    # truncated box
+    ("no final answer here, 4", "4"),  # a bare number is not an answer
+    (r"\boxed{", "4"),  # truncated box
     ("<answer>\nfive\n</answer>", "5"),
 ]
 
@@ -57,7 +57,9 @@ def test_worker_pool_matches_inline(math_rewards):
 def test_works_off_the_main_thread(math_rewards):
     # math-verify's signal.alarm timeouts raise ValueError off the main thread; workers avoid that.
     out = []
-    t = threading.Thread(target=lambda: out.append(math_rewards.accuracy_reward([r"\boxed{2}"] * 3, ["2"] * 3)))
+    t = threading.Thread(
+        target=lambda: out.append(math_rewards.accuracy_reward([r"\boxed{2}"] * 3, ["2"] * 3))
+    )
     t.start()
     t.join()
     assert out == [[1.0, 1.0, 1.0]]
@@ -65,4 +67,5 @@ def test_works_off_the_main_thread(math_rewards):
 
 def test_not_importable_as_stdlib_math(math_rewards):
     import math
+
     assert hasattr(math, "sqrt") and math_rewards.__name__ != "math"

@@ -35,7 +35,9 @@ def _run(code, **kw):
 
 
 def test_passing_code_and_confirmed_tests():
-    res = _run("def f(x):\n    return 2 * x", tests=["assert f(2) == 4", "assert f(3) == 7", "assert f(0) == 0"])
+    res = _run(
+        "def f(x):\n    return 2 * x", tests=["assert f(2) == 4", "assert f(3) == 7", "assert f(0) == 0"]
+    )
     assert res.passed == [0, 2] and not res.timed_out
 
 
@@ -51,8 +53,10 @@ def test_sleeping_forever_is_killed_at_wall_timeout():
 
 def test_fork_bomb_is_contained():
     before = _procs_of(65534)
-    res = _run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
-               tests=["assert True"])
+    res = _run(
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+        tests=["assert True"],
+    )
     assert res.passed == []
     time.sleep(0.2)
     assert _procs_of(65534) <= before, "fork-bomb processes survived the sandbox"
@@ -73,9 +77,11 @@ def test_huge_output_is_capped():
 def test_environment_secrets_are_not_inherited(monkeypatch):
     secret = "s3cr3t-" + uuid.uuid4().hex
     monkeypatch.setenv("DLRL_TEST_SECRET", secret)
-    code = ("import os, glob\nprint(dict(os.environ))\n"
-            "for p in glob.glob('/proc/*/environ'):\n"
-            "    try:\n        print(open(p, 'rb').read())\n    except OSError:\n        pass")
+    code = (
+        "import os, glob\nprint(dict(os.environ))\n"
+        "for p in glob.glob('/proc/*/environ'):\n"
+        "    try:\n        print(open(p, 'rb').read())\n    except OSError:\n        pass"
+    )
     res = _run(code)
     assert res.returncode == 0 and "PATH" in res.stdout
     assert secret not in res.stdout + res.stderr
@@ -88,9 +94,11 @@ def test_no_writes_outside_sandbox_dir(tmp_path):
     os.chmod(target_dir, 0o777)  # permissions alone would allow it: the read-only mounts must stop it
     os.chmod(tmp_path, 0o755)
     victims = [str(target_dir / "pwned"), "/tmp/dlrl-escape-" + uuid.uuid4().hex, "/dev/shm/dlrl-escape"]
-    code = ("import os\nres = []\nfor p in %r:\n    try:\n        open(p, 'w').write('x')\n        res.append('WROTE')\n"  # noqa: UP031
-            "    except OSError as e:\n        res.append(type(e).__name__)\n"
-            "open('inside.txt', 'w').write('ok')\nprint(res, open('inside.txt').read())" % victims)
+    code = (
+        "import os\nres = []\nfor p in %r:\n    try:\n        open(p, 'w').write('x')\n        res.append('WROTE')\n"  # noqa: UP031
+        "    except OSError as e:\n        res.append(type(e).__name__)\n"
+        "open('inside.txt', 'w').write('ok')\nprint(res, open('inside.txt').read())" % victims
+    )
     res = _run(code)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
     assert "WROTE" not in res.stdout
@@ -104,9 +112,11 @@ def test_no_network():
     server.listen(1)
     server.setblocking(False)
     port = server.getsockname()[1]
-    code = ("import socket\ns = socket.socket()\ns.settimeout(1)\n"
-            f"try:\n    s.connect(('127.0.0.1', {port}))\n    print('CONNECTED')\n"
-            "except OSError as e:\n    print('blocked', e)")
+    code = (
+        "import socket\ns = socket.socket()\ns.settimeout(1)\n"
+        f"try:\n    s.connect(('127.0.0.1', {port}))\n    print('CONNECTED')\n"
+        "except OSError as e:\n    print('blocked', e)"
+    )
     try:
         res = _run(code)
         assert "blocked" in res.stdout and "CONNECTED" not in res.stdout
@@ -118,7 +128,9 @@ def test_no_network():
 
 @needs_ns
 def test_host_processes_invisible_and_unprivileged():
-    res = _run("import os\nprint(os.getpid(), len([p for p in os.listdir('/proc') if p.isdigit()]), os.geteuid())")
+    res = _run(
+        "import os\nprint(os.getpid(), len([p for p in os.listdir('/proc') if p.isdigit()]), os.geteuid())"
+    )
     pid, nprocs, euid = map(int, res.stdout.split())
     assert pid == 1 and nprocs <= 2 and euid != 0
 
@@ -134,8 +146,12 @@ def test_rlimits_mode_runs_and_warns(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="dlrl.rewards.sandbox"):
         assert sandbox._detect_mode() == sandbox.RLIMITS
     assert "rlimits" in caplog.text and "isolation" in caplog.text
-    res = run_python("def f():\n    return 1", tests=["assert f() == 1", "assert f() == 2"], limits=LIMITS,
-                     mode=sandbox.RLIMITS)
+    res = run_python(
+        "def f():\n    return 1",
+        tests=["assert f() == 1", "assert f() == 2"],
+        limits=LIMITS,
+        mode=sandbox.RLIMITS,
+    )
     assert res.passed == [0] and res.mode == "rlimits"
     res = run_python("import time\ntime.sleep(100)", limits=SandboxLimits(timeout=1.0), mode=sandbox.RLIMITS)
     assert res.timed_out

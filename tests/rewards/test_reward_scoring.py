@@ -36,17 +36,21 @@ def test_load_spec_forms(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # relative path falls back to base_dir (a recipe's folder)
     fn = load_reward_function("rewards/format.py:boxed_format_reward", base_dir=REPO)
     assert fn([r"\boxed{1}"]) == [1.0]
-    bound = load_reward_function("rewards/format.py:length_penalty", base_dir=REPO,
-                                 kwargs={"max_length": 4, "buffer": 2})
+    bound = load_reward_function(
+        "rewards/format.py:length_penalty", base_dir=REPO, kwargs={"max_length": 4, "buffer": 2}
+    )
     assert bound.__name__ == "length_penalty" and bound(["a b c d"]) == [-1.0]
 
 
-@pytest.mark.parametrize("bad,msg", [
-    ("rewards/nope.py:f", "reward file not found"),
-    ("rewards/math.py:nope", "'nope' not found"),
-    ("no_such_module_xyz.fn", "cannot import module"),
-    ("justaname", "expected"),
-])
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        ("rewards/nope.py:f", "reward file not found"),
+        ("rewards/math.py:nope", "'nope' not found"),
+        ("no_such_module_xyz.fn", "cannot import module"),
+        ("justaname", "expected"),
+    ],
+)
 def test_load_errors_are_one_line(monkeypatch, bad, msg):
     monkeypatch.chdir(REPO)
     with pytest.raises(ConfigError) as err:
@@ -56,7 +60,9 @@ def test_load_errors_are_one_line(monkeypatch, bad, msg):
 
 def test_weights_and_nan_semantics(monkeypatch):
     monkeypatch.chdir(REPO)
-    with RewardScorer([spec("const_one"), spec("half_none"), spec("const_one")], weights=[1.0, 2.0, 0.5]) as sc:
+    with RewardScorer(
+        [spec("const_one"), spec("half_none"), spec("const_one")], weights=[1.0, 2.0, 0.5]
+    ) as sc:
         res = sc(["p"] * 4, ["c"] * 4)
     assert sc.names == ["const_one", "half_none", "const_one_2"]
     assert res.rewards == [2.5, 1.5, 2.5, 1.5]  # None counts as 0 when another function applies
@@ -92,8 +98,9 @@ def test_on_error_raise_names_the_function(monkeypatch):
 
 def test_pool_kills_hanging_and_crashing_functions(monkeypatch):
     monkeypatch.chdir(REPO)
-    with RewardScorer([spec("const_one"), spec("hang"), spec("exits"), spec("boom")],
-                      num_workers=2, timeout=2.0) as sc:
+    with RewardScorer(
+        [spec("const_one"), spec("hang"), spec("exits"), spec("boom")], num_workers=2, timeout=2.0
+    ) as sc:
         start = time.monotonic()
         res = sc(["p"] * 2, ["c"] * 2)
         assert time.monotonic() - start < 10.0
@@ -114,10 +121,15 @@ def test_unpicklable_function_falls_back_in_process(monkeypatch, caplog):
 @pytest.mark.parametrize("workers", [0, 1])
 def test_trl_rewards_work_unchanged(monkeypatch, workers):
     monkeypatch.chdir(REPO)
-    comps = [[{"role": "assistant", "content": "<think>\nhm\n</think>\n$\\boxed{\\frac{1}{2}}$"}],
-             [{"role": "assistant", "content": "no think, \\boxed{3}"}]]
-    with RewardScorer(["trl.rewards.accuracy_reward", "trl.rewards:think_format_reward",
-                       "rewards/math.py:accuracy_reward"], num_workers=workers, timeout=60) as sc:
+    comps = [
+        [{"role": "assistant", "content": "<think>\nhm\n</think>\n$\\boxed{\\frac{1}{2}}$"}],
+        [{"role": "assistant", "content": "no think, \\boxed{3}"}],
+    ]
+    with RewardScorer(
+        ["trl.rewards.accuracy_reward", "trl.rewards:think_format_reward", "rewards/math.py:accuracy_reward"],
+        num_workers=workers,
+        timeout=60,
+    ) as sc:
         res = sc([[{"role": "user", "content": "q"}]] * 2, comps, solution=["$0.5$", "$4$"])
     assert res.per_function["accuracy_reward"] == [1.0, 0.0]
     assert res.per_function["think_format_reward"] == [1.0, 0.0]

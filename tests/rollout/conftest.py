@@ -57,6 +57,10 @@ def scripted(script: list[int], prompt_length: int) -> MaskedDLM:
     from dlrl.models.families import get_family
 
     return MaskedDLM(
-        ScriptedLM(script, prompt_length), mask_token_id=MASK, eos_token_id=EOS, pad_token_id=PAD,
-        vocab_size=16, family=get_family("llada"),
+        ScriptedLM(script, prompt_length),
+        mask_token_id=MASK,
+        eos_token_id=EOS,
+        pad_token_id=PAD,
+        vocab_size=16,
+        family=get_family("llada"),
     )

@@ -23,7 +23,9 @@ def test_top_k_top_p_filters():
     assert torch.isinf(filter_top_k_top_p(logits, 2, None)).tolist() == [[False, False, True, True]]
     assert torch.isinf(filter_top_k_top_p(logits, None, 0.7)).tolist() == [[False, False, True, True]]
     assert torch.isinf(filter_top_k_top_p(logits, None, 0.1)).tolist() == [[False, True, True, True]]
-    samples = propose(logits.expand(1, 500, 4).contiguous(), 1.0, top_k=2, generators=[torch.Generator().manual_seed(1)])
+    samples = propose(
+        logits.expand(1, 500, 4).contiguous(), 1.0, top_k=2, generators=[torch.Generator().manual_seed(1)]
+    )
     assert set(samples.unique().tolist()) == {0, 1}
 
 

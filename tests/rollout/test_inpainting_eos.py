@@ -15,11 +15,24 @@ def test_fixed_tokens_survive_and_count_as_committed(tiny):
     fixed_mask[1, 8:] = True  # the whole second block of row 1 is given
     fixed_ids = torch.full((2, G), 7).masked_fill(fixed_mask, 42)
     for remasking in ("low_confidence", "random", "margin"):
-        out = generate(tiny, ids, mask, gen_length=G, block_length=block, steps=steps, remasking=remasking,
-                       fixed_ids=fixed_ids, fixed_mask=fixed_mask, seed=0, stop_at_eos=False)
+        out = generate(
+            tiny,
+            ids,
+            mask,
+            gen_length=G,
+            block_length=block,
+            steps=steps,
+            remasking=remasking,
+            fixed_ids=fixed_ids,
+            fixed_mask=fixed_mask,
+            seed=0,
+            stop_at_eos=False,
+        )
         comp = out.completion_ids
         assert bool((comp[fixed_mask] == 42).all())
-        assert bool((out.unmask_step[fixed_mask] == -1).all()) and bool((out.unmask_step[~fixed_mask] >= 0).all())
+        assert bool((out.unmask_step[fixed_mask] == -1).all()) and bool(
+            (out.unmask_step[~fixed_mask] >= 0).all()
+        )
         assert not bool((comp == MASK).any())
         # block 0 of row 0 has 6 free tokens over 4 steps → [2, 2, 1, 1]
         got = [(out.unmask_step[0] == s).sum().item() for s in range(4)]
@@ -38,13 +51,29 @@ def test_fixed_ids_alone_uses_non_mask_entries(tiny):
 def test_bad_fixed_inputs(tiny):
     ids, _ = prompts(2, 5)
     with pytest.raises(ConfigError, match="fixed_mask"):
-        generate(tiny, ids, gen_length=8, block_length=8, steps=4,
-                 fixed_ids=torch.zeros(2, 8, dtype=torch.long), fixed_mask=torch.zeros(2, 9, dtype=torch.bool))
+        generate(
+            tiny,
+            ids,
+            gen_length=8,
+            block_length=8,
+            steps=4,
+            fixed_ids=torch.zeros(2, 8, dtype=torch.long),
+            fixed_mask=torch.zeros(2, 9, dtype=torch.bool),
+        )
     with pytest.raises(ConfigError, match="fixed_ids"):
-        generate(tiny, ids, gen_length=8, block_length=8, steps=4, fixed_ids=torch.zeros(2, 12, dtype=torch.long))
+        generate(
+            tiny, ids, gen_length=8, block_length=8, steps=4, fixed_ids=torch.zeros(2, 12, dtype=torch.long)
+        )
     with pytest.raises(ConfigError, match="mask token"):
-        generate(tiny, ids, gen_length=8, block_length=8, steps=4,
-                 fixed_ids=torch.full((2, 8), MASK), fixed_mask=torch.ones(2, 8, dtype=torch.bool))
+        generate(
+            tiny,
+            ids,
+            gen_length=8,
+            block_length=8,
+            steps=4,
+            fixed_ids=torch.full((2, 8), MASK),
+            fixed_mask=torch.ones(2, 8, dtype=torch.bool),
+        )
 
 
 def test_stop_at_eos_fills_and_saves_passes():
@@ -68,7 +97,9 @@ def test_finished_rows_leave_the_batch_others_unchanged():
     dlm = scripted(script, prompt_length=2)
     fixed = torch.full((2, 8), MASK)
     fixed[1, 1] = 12  # row 1 has no EOS, keeps going
-    out = generate(dlm, torch.tensor([[9, 9], [9, 9]]), gen_length=8, block_length=2, steps=8, fixed_ids=fixed)
+    out = generate(
+        dlm, torch.tensor([[9, 9], [9, 9]]), gen_length=8, block_length=2, steps=8, fixed_ids=fixed
+    )
     assert out.completion_ids[0].tolist() == [5, EOS] + [EOS] * 6
     assert out.completion_ids[1].tolist() == [5, 12, 6, 7, 8, 9, 10, 11]
 

@@ -48,10 +48,15 @@ def test_cache_modes_complete_and_start_blocks_exactly(tiny, cache):
 def test_cfg_runs_and_changes_nothing_at_scale_zero(tiny):
     ids, mask = prompts(2, 6, seed=9, pad_step=2)
     base = generate(tiny, ids, mask, gen_length=8, block_length=8, steps=4, stop_at_eos=False)
-    guided = generate(tiny, ids, mask, gen_length=8, block_length=8, steps=4, stop_at_eos=False, cfg_scale=1.0)
-    guided_dual = generate(tiny, ids, mask, gen_length=8, block_length=4, steps=4, stop_at_eos=False,
-                           cfg_scale=1.0, cache="dual")
-    assert not bool((guided.completion_ids == MASK).any()) and not bool((guided_dual.completion_ids == MASK).any())
+    guided = generate(
+        tiny, ids, mask, gen_length=8, block_length=8, steps=4, stop_at_eos=False, cfg_scale=1.0
+    )
+    guided_dual = generate(
+        tiny, ids, mask, gen_length=8, block_length=4, steps=4, stop_at_eos=False, cfg_scale=1.0, cache="dual"
+    )
+    assert not bool((guided.completion_ids == MASK).any()) and not bool(
+        (guided_dual.completion_ids == MASK).any()
+    )
     assert not torch.equal(base.sequences, guided.sequences)
 
 
@@ -79,4 +84,6 @@ def test_bad_prompt_shapes(tiny):
     with pytest.raises(ConfigError, match="input_ids"):
         generate(tiny, torch.zeros(6, dtype=torch.long), gen_length=8, block_length=8, steps=4)
     with pytest.raises(ConfigError, match="attention_mask"):
-        generate(tiny, torch.zeros(2, 6, dtype=torch.long), torch.ones(2, 5), gen_length=8, block_length=8, steps=4)
+        generate(
+            tiny, torch.zeros(2, 6, dtype=torch.long), torch.ones(2, 5), gen_length=8, block_length=8, steps=4
+        )

@@ -35,7 +35,10 @@ def test_scores_hand_computed():
     x0 = torch.tensor([[0, 0]])
     assert torch.allclose(score(logits, x0, "low_confidence"), torch.tensor([[0.5, 0.9]]))
     assert torch.allclose(score(logits, x0, "margin"), torch.tensor([[0.2, 0.85]]))
-    h = [-(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2)), -(0.9 * math.log(0.9) + 0.1 * math.log(0.05))]
+    h = [
+        -(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2)),
+        -(0.9 * math.log(0.9) + 0.1 * math.log(0.05)),
+    ]
     assert torch.allclose(score(logits, x0, "entropy"), -torch.tensor([h]), atol=1e-6)
 
 
@@ -43,8 +46,18 @@ def test_scores_hand_computed():
 def test_every_strategy_commits_the_scheduled_count(tiny, remasking):
     ids, mask = prompts(3, 6, seed=1, pad_step=2)
     gen, block, steps = 16, 8, 6
-    out = generate(tiny, ids, mask, gen_length=gen, block_length=block, steps=steps,
-                   remasking=remasking, temperature=0.7, seed=3, stop_at_eos=False)
+    out = generate(
+        tiny,
+        ids,
+        mask,
+        gen_length=gen,
+        block_length=block,
+        steps=steps,
+        remasking=remasking,
+        temperature=0.7,
+        seed=3,
+        stop_at_eos=False,
+    )
     assert not bool((out.completion_ids == MASK).any())
     S = steps // (gen // block)
     want = transfer_counts(torch.full((3,), block), S)  # [B, S]
@@ -64,7 +77,15 @@ def test_threshold_decodes_in_parallel_within_budget(tiny):
     assert out.nfe == 2 and out.unmask_step[0].tolist() == [0] * 4 + [4] * 4
     # on the random tiny model nothing reaches τ = 0.5: the schedule is the floor → greedy result
     ids, _ = prompts(2, 6, seed=2)
-    strict = generate(tiny, ids, gen_length=16, block_length=8, steps=16, remasking="threshold",
-                      threshold=0.5, stop_at_eos=False)
+    strict = generate(
+        tiny,
+        ids,
+        gen_length=16,
+        block_length=8,
+        steps=16,
+        remasking="threshold",
+        threshold=0.5,
+        stop_at_eos=False,
+    )
     greedy = generate(tiny, ids, gen_length=16, block_length=8, steps=16, stop_at_eos=False)
     assert torch.equal(strict.sequences, greedy.sequences) and strict.nfe == 16

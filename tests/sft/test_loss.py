@@ -69,7 +69,9 @@ def test_prompt_never_masked_and_response_masked_at_rate_t():
 def test_pretrain_mode_masks_prompt_but_not_pads():
     spy = Spy()
     ids, attn, resp = batch()
-    sft_loss(as_masked_dlm(spy, mask_token_id=MASK), ids, resp, attn, torch.tensor([1.0, 1.0]), mode="pretrain")
+    sft_loss(
+        as_masked_dlm(spy, mask_token_id=MASK), ids, resp, attn, torch.tensor([1.0, 1.0]), mode="pretrain"
+    )
     noisy = spy.seen[-1]
     assert (noisy[attn.bool()] == MASK).all() and torch.equal(noisy[~attn.bool()], ids[~attn.bool()])
 
@@ -83,7 +85,9 @@ def test_llada_normaliser_is_response_length():
     out = sft_loss(as_masked_dlm(spy, mask_token_id=MASK), ids, resp, attn, torch.tensor([1.0, 1.0]))
     assert out.loss.item() == pytest.approx(math.log(8), rel=1e-6)
     assert out.num_masked == 7
-    out = sft_loss(as_masked_dlm(spy, mask_token_id=MASK), ids, resp, attn, torch.tensor([1.0, 1.0]), mode="pretrain")
+    out = sft_loss(
+        as_masked_dlm(spy, mask_token_id=MASK), ids, resp, attn, torch.tensor([1.0, 1.0]), mode="pretrain"
+    )
     assert out.loss.item() == pytest.approx(math.log(8), rel=1e-6)
 
 

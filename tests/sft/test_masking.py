@@ -51,7 +51,9 @@ def test_beta_kappa_sets_spread(kappa):
 
 
 def test_beta_kappa_two_half_is_uniform():
-    assert BetaMasking(w=0.5, kappa=2, eps=1e-9).moments(T) == pytest.approx(UniformMasking(eps=1e-9).moments(T))
+    assert BetaMasking(w=0.5, kappa=2, eps=1e-9).moments(T) == pytest.approx(
+        UniformMasking(eps=1e-9).moments(T)
+    )
 
 
 def test_curriculum_steps_through_schedule():

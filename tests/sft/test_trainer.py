@@ -22,17 +22,31 @@ def data():
 
 
 def cfg(tmp_path, **kw):
-    base = dict(output_dir=str(tmp_path), max_steps=30, per_device_train_batch_size=16, learning_rate=3e-3,
-                max_completion_length=24, logging_steps=10, progress=False, use_cpu=True)
+    base = dict(
+        output_dir=str(tmp_path),
+        max_steps=30,
+        per_device_train_batch_size=16,
+        learning_rate=3e-3,
+        max_completion_length=24,
+        logging_steps=10,
+        progress=False,
+        use_cpu=True,
+    )
     return SFTConfig(**{**base, **kw})
 
 
 def test_collate_layout_matches_rollout_canvas():
     _, tok = build_random_tiny(0, **SMALL)
-    recs = [{"prompt": [{"role": "user", "content": "hi"}], "completion": "ab"},
-            {"prompt": [{"role": "user", "content": "hello"}], "completion": "abcd"}]
-    b = collate([tokenize_example(r, tok) for r in recs], pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id, completion_length=8)
+    recs = [
+        {"prompt": [{"role": "user", "content": "hi"}], "completion": "ab"},
+        {"prompt": [{"role": "user", "content": "hello"}], "completion": "abcd"},
+    ]
+    b = collate(
+        [tokenize_example(r, tok) for r in recs],
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        completion_length=8,
+    )
     P = b.input_ids.shape[1] - 8
     assert (b.response_mask[:, P:] == 1).all() and (b.response_mask[:, :P] == 0).all()
     assert b.attention_mask[0, :3].tolist() == [0, 0, 0] and b.input_ids[0, 0] == tok.pad_token_id  # left pad
@@ -61,7 +75,9 @@ def test_lora_saves_merged_weights(tmp_path, data):
 
     train, _ = data
     model, tok = build_random_tiny(0, **SMALL)
-    trainer = SFTTrainer(model, tok, train, cfg(tmp_path, max_steps=3), lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    trainer = SFTTrainer(
+        model, tok, train, cfg(tmp_path, max_steps=3), lora=LoraSettings(r=4, alpha=8, dropout=0.0)
+    )
     trainable = sum(p.numel() for p in trainer.model.module.parameters() if p.requires_grad)
     assert trainable < sum(p.numel() for p in trainer.model.module.parameters()) / 5
     trainer.train_model()
@@ -73,8 +89,13 @@ def test_lora_saves_merged_weights(tmp_path, data):
 def test_curriculum_and_pretrain_run(tmp_path, data):
     train, _ = data
     model, tok = build_random_tiny(0, **SMALL)
-    c = cfg(tmp_path, max_steps=4, logging_steps=1, mode="pretrain",
-            masking={"name": "curriculum", "schedule": [0.1, 0.9]})
+    c = cfg(
+        tmp_path,
+        max_steps=4,
+        logging_steps=1,
+        mode="pretrain",
+        masking={"name": "curriculum", "schedule": [0.1, 0.9]},
+    )
     hist = SFTTrainer(model, tok, train, c).train_model()
     assert max(h["mean_ratio"] for h in hist[:2]) <= 0.1 and min(h["mean_ratio"] for h in hist[2:]) > 0.001
 
@@ -99,5 +120,7 @@ def test_recipe_cli(tmp_path):
         "masking: {name: beta, w: 0.25, kappa: 5}\n"
     )
     assert main([str(recipe)]) == 0
-    assert (tmp_path / "run" / "model.safetensors").is_file() and (tmp_path / "run" / "tokenizer.json").is_file()
+    assert (tmp_path / "run" / "model.safetensors").is_file() and (
+        tmp_path / "run" / "tokenizer.json"
+    ).is_file()
     assert main([str(recipe), "--set", "masking=nope"]) == 2

@@ -16,7 +16,9 @@ def test_reference_completion_is_correct(name):
     prompts = [r["prompt"] for r in records]
     rewards = next(iter(score([grader], prompts, [r["completion"] for r in records], records).values()))
     assert rewards == [1.0] * len(records)
-    wrong = [r["completion"].replace("<answer>\n", "<answer>\n1") if name != "code" else "```python\npass\n```"
-             for r in records]
+    wrong = [
+        r["completion"].replace("<answer>\n", "<answer>\n1") if name != "code" else "```python\npass\n```"
+        for r in records
+    ]
     bad = next(iter(score([grader], prompts, wrong, records).values()))
     assert all(v is not None and v < 1.0 for v in bad)

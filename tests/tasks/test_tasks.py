@@ -58,8 +58,17 @@ def test_countdown_solution_uses_each_number_once_and_hits_target():
     assert {len(r["numbers"]) for r in recs} == {3, 4}
     for r in recs:
         assert eval(r["solution"]) == r["target"]  # noqa: S307 - digits and + - * / ( ) only
-        used = [int(x) for x in r["solution"].replace("(", " ").replace(")", " ").replace("+", " ").replace("-", " ")
-                .replace("*", " ").replace("/", " ").split()]
+        used = [
+            int(x)
+            for x in r["solution"]
+            .replace("(", " ")
+            .replace(")", " ")
+            .replace("+", " ")
+            .replace("-", " ")
+            .replace("*", " ")
+            .replace("/", " ")
+            .split()
+        ]
         assert Counter(used) == Counter(r["numbers"])
         assert 1 <= r["target"] <= 100
 

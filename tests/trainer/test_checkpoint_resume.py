@@ -22,11 +22,17 @@ def test_resume_reproduces_uninterrupted_losses(tiny, records, tmp_path):
     common = dict(max_steps=4, num_iterations=2, save_steps=1, learning_rate=1e-2, p_mask_prompt=0.15)
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
 
-    DiffusionGRPOTrainer(copy.deepcopy(model), tok, [_reward], records, make_config(full_dir, **common)).train()
+    DiffusionGRPOTrainer(
+        copy.deepcopy(model), tok, [_reward], records, make_config(full_dir, **common)
+    ).train()
     # interrupted after step 3 — mid μ-cycle, so the saved rollout buffer matters
-    DiffusionGRPOTrainer(copy.deepcopy(model), tok, [_reward], records, make_config(part_dir, **{**common, "max_steps": 3})).train()
+    DiffusionGRPOTrainer(
+        copy.deepcopy(model), tok, [_reward], records, make_config(part_dir, **{**common, "max_steps": 3})
+    ).train()
     assert [p.name for p in checkpoints(part_dir / "run")][-1] == "checkpoint-3"
-    resumed = DiffusionGRPOTrainer(copy.deepcopy(model), tok, [_reward], records, make_config(part_dir, **common, resume=True))
+    resumed = DiffusionGRPOTrainer(
+        copy.deepcopy(model), tok, [_reward], records, make_config(part_dir, **common, resume=True)
+    )
     resumed.train()
 
     full, part = _losses(full_dir / "run"), _losses(part_dir / "run")

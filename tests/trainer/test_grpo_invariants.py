@@ -29,8 +29,20 @@ def test_accumulation_equivalence(tiny, records, tmp_path):
     # Adam with a large epsilon is SGD-like (update ≈ lr·g/ε): the comparison then measures the
     # gradients instead of Adam's sign-like first step, which amplifies float noise near g = 0.
     common = dict(max_steps=1, num_generations=4, learning_rate=1.0, adam_epsilon=10.0)
-    _train(a, tok, records, toy_reward, make_config(tmp_path / "a", per_device_train_batch_size=1, gradient_accumulation_steps=4, **common))
-    _train(b, tok, records, toy_reward, make_config(tmp_path / "b", per_device_train_batch_size=4, gradient_accumulation_steps=1, **common))
+    _train(
+        a,
+        tok,
+        records,
+        toy_reward,
+        make_config(tmp_path / "a", per_device_train_batch_size=1, gradient_accumulation_steps=4, **common),
+    )
+    _train(
+        b,
+        tok,
+        records,
+        toy_reward,
+        make_config(tmp_path / "b", per_device_train_batch_size=4, gradient_accumulation_steps=1, **common),
+    )
     moved = 0
     for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
         torch.testing.assert_close(pa, pb, atol=1e-6, rtol=1e-5, msg=n)
@@ -47,7 +59,13 @@ def test_mu1_ratio_is_one_and_no_clipping(tiny, records, toy_reward, tmp_path):
 
 def test_mu2_second_iteration_has_ratio_off_one(tiny, records, toy_reward, tmp_path):
     model, tok = tiny
-    trainer = DiffusionGRPOTrainer(model, tok, [toy_reward], records, make_config(tmp_path, num_iterations=2, max_steps=2, learning_rate=5e-2))
+    trainer = DiffusionGRPOTrainer(
+        model,
+        tok,
+        [toy_reward],
+        records,
+        make_config(tmp_path, num_iterations=2, max_steps=2, learning_rate=5e-2),
+    )
     trainer.train()
     assert trainer.buffer.old_logps[1] is not None  # π_old computed at rollout time for each seed
 
@@ -60,7 +78,9 @@ def test_k3_kl_zero_when_policy_equals_reference(tiny, records, toy_reward, tmp_
 
 def test_kl_positive_after_policy_moves(tiny, records, toy_reward, tmp_path):
     model, tok = tiny
-    _, last = _train(model, tok, records, toy_reward, make_config(tmp_path, beta=0.1, max_steps=3, learning_rate=5e-2))
+    _, last = _train(
+        model, tok, records, toy_reward, make_config(tmp_path, beta=0.1, max_steps=3, learning_rate=5e-2)
+    )
     assert last["kl"] > 1e-6
 
 

@@ -35,6 +35,8 @@ def test_failing_reward_is_counted_and_run_continues(tiny, records, tmp_path, ba
 
 def test_on_reward_error_raise_stops_with_the_name(tiny, records, tmp_path):
     model, tok = tiny
-    trainer = DiffusionGRPOTrainer(model, tok, [raises], records, make_config(tmp_path, max_steps=1, on_reward_error="raise"))
+    trainer = DiffusionGRPOTrainer(
+        model, tok, [raises], records, make_config(tmp_path, max_steps=1, on_reward_error="raise")
+    )
     with pytest.raises(DLRLError, match="raises"):
         trainer.train()

@@ -25,6 +25,8 @@ def test_tiny_recipe_raises_mean_reward(algo, tmp_path):
     ])  # fmt: skip
     assert config.algorithm == algo and config.num_iterations == 2  # the recipe's own μ is exercised
     build_trainer(recipe, config, funcs).train()
-    rewards = [json.loads(line)["reward"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][::2]
+    rewards = [json.loads(line)["reward"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][
+        ::2
+    ]
     first, last = rewards[0], sum(rewards[-2:]) / 2
     assert last > first + 0.2, rewards  # measured: ≈0.03 → 0.45–1.0 depending on the algorithm
