@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="dlrl demo", description=__doc__.splitlines()[0])
     p.add_argument("--recipe", default=str(RECIPE))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--eval-n", type=int, default=128, help="held-out prompts")
+    p.add_argument("--eval-n", type=int, default=200, help="held-out prompts")
     p.add_argument("--output-dir", default="runs/demo")
     a = p.parse_args(argv)
 

@@ -21,9 +21,10 @@ def test_tiny_recipe_raises_mean_reward(algo, tmp_path):
     recipe, config, funcs = prepare_recipe(ROOT / "recipes" / "tiny" / f"{algo}.yaml", [
         "reward_funcs=[rewards/toy.py:target_share_reward]", "reward_weights=null", f"output_dir={tmp_path}",
         "max_steps=16", "learning_rate=2e-3", "num_generations=4", "per_device_train_batch_size=16", "beta=0.0",
+        "num_iterations=2",
         "save_steps=1000", "logging_steps=1000", "disable_tqdm=true", "dataset.num_samples=200",
     ])  # fmt: skip
-    assert config.algorithm == algo and config.num_iterations == 2  # the recipe's own μ is exercised
+    assert config.algorithm == algo and config.num_iterations == 2  # μ > 1: the π_old pass is exercised
     build_trainer(recipe, config, funcs).train()
     rewards = [json.loads(line)["reward"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][
         ::2
