@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     trainer.accelerator.end_training()
 
     # (the loss of an on-policy step with zero-mean advantages is ≈0 by construction: not plotted)
-    curve = plot_run(config.output_dir, keys=("reward", "entropy", "grad_norm", "completion_length"), smooth=5)
+    curve = plot_run(
+        config.output_dir, keys=("reward", "entropy", "grad_norm", "completion_length"), smooth=5
+    )
     print()
     print(f"| held-out accuracy ({len(test)} prompts) | " + " | ".join(r.name for r in before) + " |")
     print("|---|" + "---:|" * len(before))

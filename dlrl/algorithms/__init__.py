@@ -1,6 +1,13 @@
 """Registered algorithms. Importing this package registers every built-in one."""
 
 from dlrl.algorithms import coupled_grpo, diffu_grpo, uni_grpo  # noqa: F401
-from dlrl.algorithms.base import ALGORITHMS, Algorithm, ObjectiveInputs, get_algorithm, grpo_objective, register
+from dlrl.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    ObjectiveInputs,
+    get_algorithm,
+    grpo_objective,
+    register,
+)
 
 __all__ = ["ALGORITHMS", "Algorithm", "ObjectiveInputs", "get_algorithm", "grpo_objective", "register"]

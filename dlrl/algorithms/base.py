@@ -34,7 +34,13 @@ def grpo_objective(x: ObjectiveInputs, cfg) -> LossTerms:
     """The clipped GRPO surrogate with k3 KL (reference/README.md, "The RL objectives")."""
     old = x.old_logps if x.old_logps is not None else x.logps.detach()
     return clipped_pg_terms(
-        x.logps, old, x.advantages, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, beta=cfg.beta, ref_logps=x.ref_logps
+        x.logps,
+        old,
+        x.advantages,
+        epsilon=cfg.epsilon,
+        epsilon_high=cfg.epsilon_high,
+        beta=cfg.beta,
+        ref_logps=x.ref_logps,
     )
 
 
