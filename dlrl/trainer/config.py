@@ -17,7 +17,7 @@ from dlrl.errors import ConfigError
 
 REMASKING = ("low_confidence", "random", "margin", "entropy", "threshold")
 CACHE_MODES = ("none", "prefix", "dual")
-LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo", "token_mean", "sequence_mean")
+LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo", "token_mean", "sequence_mean", "group_sum")
 SCALE_REWARDS = ("group", "batch", "none")
 ON_REWARD_ERROR = ("zero", "raise")
 
@@ -70,10 +70,18 @@ class DiffusionGRPOConfig(GRPOConfig):
     )
     # --- objective ----------------------------------------------------------------------
     algorithm: str = field(
-        default="diffu_grpo", metadata={"help": "diffu_grpo | coupled_grpo | uni_grpo | …"}
+        default="diffu_grpo",
+        metadata={"help": "diffu_grpo | coupled_grpo | uni_grpo | wd1 (dlrl.algorithms)"},
     )
     leave_one_out: bool = field(
         default=False, metadata={"help": "Advantage baseline excludes the sample itself (RLOO)."}
+    )
+    wd1_psi: float = field(
+        default=1.0,
+        metadata={"help": "wd1: inverse temperature ψ of the weights softmax(ψA) − softmax(−ψA)."},
+    )
+    wd1_positive_only: bool = field(
+        default=False, metadata={"help": "wd1: keep only the positive term softmax(ψA)."}
     )
     # --- rewards ------------------------------------------------------------------------
     reward_timeout: float = field(

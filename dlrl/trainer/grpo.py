@@ -207,7 +207,7 @@ class DiffusionGRPOTrainer:
         """One optimizer step on the rollout batch with the k-th estimator seed."""
         a, acc = self.args, self.accelerator
         self.model.train()
-        norm = Normaliser.for_batch(a.loss_type, batch.completion_mask, a.gen_length)
+        norm = Normaliser.for_batch(a.loss_type, batch.completion_mask, a.gen_length, a.num_generations)
         ga = len(self.micro_batches(batch))
         sums = {"loss": 0.0, "kl": 0.0, "clip_ratio": 0.0, "entropy": 0.0, "ratio": 0.0}
         want_entropy = True

@@ -9,6 +9,7 @@ Reductions (TRL's ``loss_type`` names are kept):
     token_mean  (``bnpo``, ``dapo``): Σ ℓ_t / Σ m_t over the whole rollout batch
     sequence_mean (``grpo``):          mean over sequences of (Σ_t ℓ_t / Σ_t m_t)
     dr_grpo:                           Σ ℓ_t / (num_sequences · gen_length)
+    group_sum:                         Σ ℓ_t / num_groups (sequence log-probs summed over tokens, wd1)
 
 Normalisers are computed over the full rollout batch of the optimizer step, so splitting it
 into micro-batches (gradient accumulation) gives exactly the same gradient.
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 TOKEN_MEAN = ("token_mean", "bnpo", "dapo")
+GROUP_SUM = "group_sum"
 SEQUENCE_MEAN = ("sequence_mean", "grpo")
 
 
@@ -71,10 +73,13 @@ class Normaliser:
     total_tokens: float
     num_sequences: int
     gen_length: int
+    group_size: int = 1
 
     @classmethod
-    def for_batch(cls, loss_type: str, mask: torch.Tensor, gen_length: int) -> Normaliser:
-        return cls(loss_type, float(mask.sum().clamp(min=1)), mask.shape[0], gen_length)
+    def for_batch(
+        cls, loss_type: str, mask: torch.Tensor, gen_length: int, group_size: int = 1
+    ) -> Normaliser:
+        return cls(loss_type, float(mask.sum().clamp(min=1)), mask.shape[0], gen_length, group_size)
 
 
 def reduce_loss(per_token: torch.Tensor, mask: torch.Tensor, norm: Normaliser) -> torch.Tensor:
@@ -87,6 +92,8 @@ def reduce_loss(per_token: torch.Tensor, mask: torch.Tensor, norm: Normaliser) -
         return per_seq.sum() / norm.num_sequences
     if norm.loss_type == "dr_grpo":
         return (per_token * m).sum() / (norm.num_sequences * norm.gen_length)
+    if norm.loss_type == GROUP_SUM:
+        return (per_token * m).sum() / (norm.num_sequences / norm.group_size)
     raise ValueError(f"loss_type={norm.loss_type!r} is invalid")
 
 

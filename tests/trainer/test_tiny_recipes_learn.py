@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["diffu_grpo", "coupled_grpo", "uni_grpo"])
+@pytest.mark.parametrize("algo", ["diffu_grpo", "coupled_grpo", "uni_grpo", "wd1"])
 def test_tiny_recipe_raises_mean_reward(algo, tmp_path):
     recipe, config, funcs = prepare_recipe(ROOT / "recipes" / "tiny" / f"{algo}.yaml", [
         "reward_funcs=[rewards/toy.py:target_share_reward]", "reward_weights=null", f"output_dir={tmp_path}",
