@@ -63,6 +63,7 @@ class SFTConfig:
     eval_batch_size: int = 64
     logging_steps: int = 10
     save_steps: int = 0
+    resume: bool = False  # continue from the newest checkpoint-N/ (optimizer, schedule, RNG, step)
     seed: int = 0
     merge_lora: bool = True
     progress: bool = True

@@ -98,13 +98,19 @@ class SFTTrainer:
         gen = torch.Generator().manual_seed(c.seed * 1000 + acc.process_index)
         out = Path(c.output_dir)
         log = MetricsLogger(
-            out, enabled=acc.is_main_process, tensorboard="tensorboard" in (c.report_to or [])
+            out,
+            enabled=acc.is_main_process,
+            tensorboard="tensorboard" in (c.report_to or []),
+            append=c.resume,
         )
-        bar = tqdm(total=c.max_steps, desc="sft", disable=not (c.progress and acc.is_main_process))
+        start = self._resume(out, acc, gen) if c.resume else 0
+        bar = tqdm(
+            total=c.max_steps, initial=start, desc="sft", disable=not (c.progress and acc.is_main_process)
+        )
         module.train()
         window: dict[str, float] = {}
         t0, tokens = time.perf_counter(), 0
-        for step in range(1, c.max_steps + 1):
+        for step in range(start + 1, c.max_steps + 1):
             for _ in range(c.gradient_accumulation_steps):
                 idx = torch.randint(len(self.train), (c.per_device_train_batch_size,), generator=gen)
                 batch = self._batch([self.train[i] for i in idx]).to(acc.device)
@@ -152,11 +158,36 @@ class SFTTrainer:
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
                 log.log(step, row)
             if c.save_steps and step % c.save_steps == 0 and step < c.max_steps:
-                self.save(out / f"checkpoint-{step}", acc)
+                self._checkpoint(out / f"checkpoint-{step}", acc, gen, step)
         bar.close()
         log.close()
         self.accelerator = acc
         return self.history
+
+    def _checkpoint(self, path: Path, acc, gen: torch.Generator, step: int) -> None:
+        """Model (loadable) + accelerate state + the batch/mask generator: enough to resume exactly.
+        ``sft_state.pt`` is written last, so a checkpoint without it is incomplete."""
+        self.save(path, acc)
+        acc.save_state(str(path / "state"))
+        if acc.is_main_process:
+            torch.save(
+                {"step": step, "generator": gen.get_state(), "history": self.history}, path / "sft_state.pt"
+            )
+        acc.wait_for_everyone()
+
+    def _resume(self, out: Path, acc, gen: torch.Generator) -> int:
+        """Restore the newest complete checkpoint under ``out``; returns its step (0 if none)."""
+        done = sorted(
+            (int(p.name.split("-")[1]), p) for p in out.glob("checkpoint-*") if (p / "sft_state.pt").is_file()
+        )
+        if not done:
+            return 0
+        step, path = done[-1]
+        acc.load_state(str(path / "state"))
+        state = torch.load(path / "sft_state.pt", weights_only=False)
+        gen.set_state(state["generator"])
+        self.history = list(state["history"])
+        return step
 
     @torch.no_grad()
     def evaluate_loss(self, sampler=None, seed: int = 1234) -> float:

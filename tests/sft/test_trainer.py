@@ -124,3 +124,33 @@ def test_recipe_cli(tmp_path):
         tmp_path / "run" / "tokenizer.json"
     ).is_file()
     assert main([str(recipe), "--set", "masking=nope"]) == 2
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, data):
+    """Interrupted at step 4 and resumed: same losses and same final weights as one run of 8."""
+    train, _ = data
+
+    def run(out, max_steps, resume=False):
+        torch.manual_seed(0)
+        model, tok = build_random_tiny(0, **SMALL)
+        # constant schedule: the interrupted run (max_steps=5) then follows the same LR path as the full one
+        config = cfg(
+            out,
+            max_steps=max_steps,
+            save_steps=4,
+            logging_steps=1,
+            resume=resume,
+            lr_scheduler_type="constant",
+        )
+        trainer = SFTTrainer(model, tok, train, config)
+        history = trainer.train_model()
+        return history, {n: p.detach().clone() for n, p in trainer.model.core.named_parameters()}
+
+    full, w_full = run(tmp_path / "full", 8)
+    run(tmp_path / "part", 5)  # checkpoint-4 written, then "crash" after step 5
+    resumed, w_res = run(tmp_path / "part", 8, resume=True)
+    assert [r["step"] for r in resumed][-4:] == [5, 6, 7, 8]
+    for a, b in zip(full[-4:], resumed[-4:]):
+        assert abs(a["loss"] - b["loss"]) < 1e-6, (a, b)
+    for name, p in w_full.items():
+        torch.testing.assert_close(p, w_res[name], atol=1e-6, rtol=1e-5)
