@@ -2,6 +2,8 @@
 
 The recipe reference is generated, never hand-kept, so it lists every key with its type,
 default and help text exactly as the code defines them; a test fails when it goes stale.
+The inherited TRL/transformers table depends on the installed releases, so the file records them
+(:data:`UPSTREAM_MARK` line) and the freshness check compares that table only under the same releases.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from dlrl.recipe import SECTIONS, training_fields
 
 DLRL_NOTE = "dlrl's own fields (rollout, estimator, objective, rewards)"
+UPSTREAM_MARK = "## TRL `GRPOConfig` / transformers `TrainingArguments` fields"
 IGNORED_PREFIXES = (
     "vllm_",
     "use_vllm",
@@ -24,6 +27,20 @@ IGNORED_PREFIXES = (
     "push_to_hub",
     "trackio",
     "log_completions_hub",
+    "cast_lm_head_to_fp32",
+    "disable_dropout",
+    "log_completions",
+    "log_multimodal",
+    "log_unique_prompts",
+    "num_completions_to_print",
+    "num_generations_eval",
+    "cache_implementation",
+    "pad_to_multiple_of",
+    "router_aux_loss_coef",
+    "model_init_kwargs",
+    "sapo_",
+    "generation_batch_size",
+    "vespo_",
 )
 
 
@@ -45,10 +62,24 @@ def _help(f) -> str:
     return text.replace("|", "\\|")
 
 
+def upstream_versions() -> str:
+    """The installed releases whose fields and help texts the upstream table copies."""
+    import transformers
+    import trl
+
+    return f"trl {trl.__version__}, transformers {transformers.__version__}"
+
+
+def split_upstream(text: str) -> tuple[str, str]:
+    """(dlrl's own part, the inherited TRL/transformers table) of a rendered reference."""
+    head, _, tail = text.partition(UPSTREAM_MARK)
+    return head, UPSTREAM_MARK + tail
+
+
 def render() -> str:
     from trl import GRPOConfig
 
-    from dlrl.trainer.config import DiffusionGRPOConfig
+    from dlrl.trainer.config import UNSUPPORTED_TRL, DiffusionGRPOConfig
 
     own = {f.name for f in dataclasses.fields(DiffusionGRPOConfig)} - {
         f.name for f in dataclasses.fields(GRPOConfig)
@@ -88,15 +119,18 @@ def render() -> str:
     for name in sorted(own):
         f = fields[name]
         lines.append(f"| `{name}` | `{_type_name(hints[name])}` | `{_default(f)}` | {_help(f)} |")
-    lines += ["", "## TRL `GRPOConfig` / transformers `TrainingArguments` fields", "",
+    lines += ["", UPSTREAM_MARK, "", f"Generated with {upstream_versions()}.",
               "Same meaning as in TRL. Fields for autoregressive generators (vLLM, tool calling, continuous",
-              "batching) and the Hub are accepted but unused (marked *unused*).", "",
+              "batching), logging extras and the Hub are accepted but unused (marked *unused*); TRL's",
+              "objective options the loop does not implement refuse any value but their default.", "",
               "| key | type | default | meaning |", "|---|---|---|---|"]  # fmt: skip
     for name in sorted(set(fields) - own):
         f = fields[name]
         meaning = _help(f)
         if name.startswith(IGNORED_PREFIXES):
             meaning = "*unused* — " + meaning
+        elif name in UNSUPPORTED_TRL:
+            meaning = f"*not implemented: only `{UNSUPPORTED_TRL[name]!r}` is accepted* — " + meaning
         lines.append(f"| `{name}` | `{_type_name(hints.get(name))}` | `{_default(f)}` | {meaning[:300]} |")
     return "\n".join(lines) + "\n"
 
@@ -109,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     text, out = render(), Path(a.out)
     if a.check:
         stale = not out.is_file() or out.read_text() != text
+        if stale and out.is_file() and upstream_versions() not in out.read_text():
+            own_stale = split_upstream(out.read_text())[0] != split_upstream(text)[0]
+            print(
+                f"{out}: dlrl's keys {'stale — run make docs' if own_stale else 'up to date'}; "
+                f"the TRL table was generated with other releases than {upstream_versions()}"
+            )
+            return int(own_stale)
         print(f"{out}: {'stale — run make docs' if stale else 'up to date'}")
         return int(stale)
     out.parent.mkdir(parents=True, exist_ok=True)
