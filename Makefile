@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m dlrl bench rollout
 	$(BIN)/python -m dlrl bench likelihood
 	$(BIN)/python -m dlrl bench rewards
+	$(BIN)/python -m dlrl bench igpo
 
 docs: $(STAMP)
 	$(BIN)/python -m dlrl.docs_gen

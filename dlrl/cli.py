@@ -14,7 +14,7 @@ import sys
 from dlrl.errors import DLRLError
 
 EXIT_USAGE = 2
-BENCHES = ("rollout", "likelihood", "rewards")
+BENCHES = ("rollout", "likelihood", "rewards", "igpo")
 
 
 def _train_parser(prog: str) -> argparse.ArgumentParser:
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["train", *argv]  # `python -m dlrl recipe.yaml` (the accelerate launch form)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            __doc__.strip() + "\n\ncommands: train, sft, eval, bench {rollout,likelihood,rewards}, plot, demo"
+            __doc__.strip()
+            + "\n\ncommands: train, sft, eval, bench {rollout,likelihood,rewards,igpo}, plot, demo"
         )
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]

@@ -31,7 +31,8 @@ class ObjectiveInputs:
 
 
 def grpo_objective(x: ObjectiveInputs, cfg) -> LossTerms:
-    """The clipped GRPO surrogate with k3 KL (reference/README.md, "The RL objectives")."""
+    """The clipped GRPO surrogate with k3 KL (reference/README.md, "The RL objectives"); token- or
+    sequence-level (GSPO) ratios, two-sided clipping and the KL bias correction per TRL's keys."""
     old = x.old_logps if x.old_logps is not None else x.logps.detach()
     return clipped_pg_terms(
         x.logps,
@@ -41,6 +42,10 @@ def grpo_objective(x: ObjectiveInputs, cfg) -> LossTerms:
         epsilon_high=cfg.epsilon_high,
         beta=cfg.beta,
         ref_logps=x.ref_logps,
+        mask=x.mask,
+        level=getattr(cfg, "importance_sampling_level", "token"),
+        delta=getattr(cfg, "delta", None),
+        kl_bias_correction=getattr(cfg, "use_bias_correction_kl", False),
     )
 
 

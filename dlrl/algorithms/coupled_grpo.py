@@ -14,6 +14,7 @@ COUPLED_GRPO = register(
         name="coupled_grpo",
         estimator="coupled",
         defaults=dict(
+            use_bias_correction_kl=False,  # the paper's k3 KL (TRL's default multiplies it by the ratio)
             num_generations=10,
             per_device_train_batch_size=10,
             num_iterations=2,

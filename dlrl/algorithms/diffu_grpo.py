@@ -12,6 +12,7 @@ DIFFU_GRPO = register(
         name="diffu_grpo",
         estimator="one_step",
         defaults=dict(
+            use_bias_correction_kl=False,  # the paper's k3 KL (TRL's default multiplies it by the ratio)
             num_generations=6,
             per_device_train_batch_size=6,
             num_iterations=12,  # d1 uses 8 for Countdown/Sudoku

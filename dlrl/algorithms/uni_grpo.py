@@ -13,6 +13,7 @@ UNI_GRPO = register(
         name="uni_grpo",
         estimator="masked_elbo",
         defaults=dict(
+            use_bias_correction_kl=False,  # the paper's k3 KL (TRL's default multiplies it by the ratio)
             num_generations=8,
             per_device_train_batch_size=8,
             num_iterations=4,

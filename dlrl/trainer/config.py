@@ -20,6 +20,18 @@ CACHE_MODES = ("none", "prefix", "dual")
 LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo", "token_mean", "sequence_mean", "group_sum")
 SCALE_REWARDS = ("group", "batch", "none")
 ON_REWARD_ERROR = ("zero", "raise")
+# TRL options the loop does not implement, with the only value accepted: anything else would be
+# silently ignored, so validate() refuses it.
+UNSUPPORTED_TRL = {
+    "top_entropy_quantile": 1.0,
+    "entropy_coef": 0.0,
+    "use_adaptive_entropy": False,
+    "off_policy_mask_threshold": None,
+    "multi_objective_aggregation": "sum_then_normalize",
+    "min_p": None,
+    "repetition_penalty": 1.0,
+    "generation_kwargs": None,
+}
 
 
 @dataclass
@@ -71,7 +83,7 @@ class DiffusionGRPOConfig(GRPOConfig):
     # --- objective ----------------------------------------------------------------------
     algorithm: str = field(
         default="diffu_grpo",
-        metadata={"help": "diffu_grpo | coupled_grpo | uni_grpo | wd1 (dlrl.algorithms)"},
+        metadata={"help": "diffu_grpo | coupled_grpo | uni_grpo | wd1 | igpo (dlrl.algorithms)"},
     )
     leave_one_out: bool = field(
         default=False, metadata={"help": "Advantage baseline excludes the sample itself (RLOO)."}
@@ -83,7 +95,41 @@ class DiffusionGRPOConfig(GRPOConfig):
     wd1_positive_only: bool = field(
         default=False, metadata={"help": "wd1: keep only the positive term softmax(ψA)."}
     )
+    # --- IGPO (dlrl.algorithms.igpo) ------------------------------------------------------
+    igpo_max_replacements: int | None = field(
+        default=None,
+        metadata={"help": "IGPO: most originals replaced per group; None → num_generations // 2."},
+    )
+    igpo_eta_min: float = field(
+        default=0.2, metadata={"help": "IGPO: lowest revealed fraction η of hint chunks."}
+    )
+    igpo_eta_max: float = field(
+        default=0.6, metadata={"help": "IGPO: highest revealed fraction η of hint chunks."}
+    )
+    igpo_chunk_min: int = field(default=5, metadata={"help": "IGPO: smallest hint chunk, in tokens."})
+    igpo_chunk_max: int = field(default=10, metadata={"help": "IGPO: largest hint chunk, in tokens."})
+    igpo_free_tail: int = field(
+        default=30,
+        metadata={"help": "IGPO: hints stay within the first gen_length − igpo_free_tail positions."},
+    )
+    igpo_max_stretch: float = field(
+        default=1.5, metadata={"help": "IGPO: largest factor hint positions are spread out by (≥ 1)."}
+    )
+    igpo_entropy_keep: float = field(
+        default=0.2, metadata={"help": "IGPO: share of hint tokens (highest entropy, ≥ 1) kept in the loss."}
+    )
+    igpo_hint_template: str = field(
+        default="<reasoning>\n{reasoning}",
+        metadata={"help": "IGPO: hint text, str.format'ed with the record's columns."},
+    )
     # --- rewards ------------------------------------------------------------------------
+    correctness_reward: str | None = field(
+        default=None,
+        metadata={
+            "help": "Reward function whose score > 0 means correct (all-wrong-group metric, IGPO's "
+            "trigger); None → the first one."
+        },
+    )
     reward_timeout: float = field(
         default=60.0, metadata={"help": "Seconds one reward function may take on one batch."}
     )
@@ -113,6 +159,7 @@ class DiffusionGRPOConfig(GRPOConfig):
         _choice("cuda_graphs", self.cuda_graphs, ("auto", "on", "off"))
         _choice("loss_type", self.loss_type, LOSS_TYPES)
         _choice("on_reward_error", self.on_reward_error, ON_REWARD_ERROR)
+        _choice("importance_sampling_level", self.importance_sampling_level, ("token", "sequence"))
         if isinstance(self.scale_rewards, str):
             _choice("scale_rewards", self.scale_rewards, SCALE_REWARDS)
         if self.gen_length % self.block_length:
@@ -136,9 +183,48 @@ class DiffusionGRPOConfig(GRPOConfig):
             )
         if self.num_iterations < 1:
             raise ConfigError(f"num_iterations={self.num_iterations} must be ≥ 1")
+        self._validate_igpo()
+        for key, accepted in UNSUPPORTED_TRL.items():
+            if getattr(self, key, accepted) != accepted:  # older TRL releases lack some of them
+                raise ConfigError(
+                    f"{key}={getattr(self, key)!r}: this TRL option is not implemented by dlrl's trainer; "
+                    f"leave it at {accepted!r} (see docs/recipe_keys.md)"
+                )
+        if self.steps_per_generation not in (None, self.gradient_accumulation_steps):
+            raise ConfigError(
+                f"steps_per_generation={self.steps_per_generation}: dlrl rolls out once per optimizer step's "
+                "batch and reuses it for num_iterations (μ) steps; leave steps_per_generation unset"
+            )
         if self.use_vllm:
             raise ConfigError(
                 "use_vllm=True: vLLM serves no LLaDA sampler; use dlrl's rollout engine (see docs/models.md)"
+            )
+
+    def _validate_igpo(self) -> None:
+        if not 0.0 <= self.igpo_eta_min <= self.igpo_eta_max <= 1.0:
+            raise ConfigError(
+                f"need 0 <= igpo_eta_min <= igpo_eta_max <= 1, got {self.igpo_eta_min}, {self.igpo_eta_max}"
+            )
+        if not 1 <= self.igpo_chunk_min <= self.igpo_chunk_max:
+            raise ConfigError(
+                f"need 1 <= igpo_chunk_min <= igpo_chunk_max, got {self.igpo_chunk_min}, {self.igpo_chunk_max}"
+            )
+        if self.igpo_max_stretch < 1.0:
+            raise ConfigError(f"igpo_max_stretch={self.igpo_max_stretch} must be >= 1")
+        if not 0.0 < self.igpo_entropy_keep <= 1.0:
+            raise ConfigError(f"igpo_entropy_keep={self.igpo_entropy_keep} must lie in (0, 1]")
+        if (
+            self.igpo_max_replacements is not None
+            and not 0 <= self.igpo_max_replacements <= self.num_generations
+        ):
+            raise ConfigError(
+                f"igpo_max_replacements={self.igpo_max_replacements} must lie in [0, num_generations="
+                f"{self.num_generations}]"
+            )
+        if self.algorithm == "igpo" and not 0 <= self.igpo_free_tail < self.gen_length:
+            raise ConfigError(
+                f"igpo_free_tail={self.igpo_free_tail} must lie in [0, gen_length={self.gen_length}) "
+                "so hints have room"
             )
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from dlrl.errors import ConfigError
 from dlrl.trainer.advantages import group_advantages
 from dlrl.trainer.data import is_conversational, prompt_text, tokenize_prompts
 
@@ -37,6 +38,7 @@ class RolloutBatch:
     estimator_seeds: list[int]  # one per μ-iteration
     old_logps: list[torch.Tensor | None] = field(default_factory=list)  # per iteration, [N, Lc]
     ref_logps: list[torch.Tensor | None] = field(default_factory=list)
+    rewards_per_function: dict[str, torch.Tensor] = field(default_factory=dict)  # name → [N], NaN → 0
     extras: dict = field(default_factory=dict)  # algorithm-specific tensors (e.g. IGPO hint masks)
     metrics: dict = field(default_factory=dict)
 
@@ -99,27 +101,8 @@ def make_rollout_batch(trainer, records: list[dict]) -> RolloutBatch:
     out = trainer.generate(prompt_ids, prompt_mask, seeds)
     t_rollout = time.perf_counter() - t0
 
-    completion_ids, completion_mask = out.completion_ids, out.completion_mask.bool()
-    if args.mask_truncated_completions and trainer.eos_token_id is not None:
-        finished = (completion_ids == trainer.eos_token_id).any(dim=1, keepdim=True)
-        completion_mask = completion_mask & finished
-    texts_out = [
-        tok.decode(ids[m].tolist(), skip_special_tokens=True)
-        for ids, m in zip(completion_ids.cpu(), completion_mask.cpu())
-    ]
-    reward_prompts = [p for p in prompts for _ in range(G)]
-    completions = [
-        [{"role": "assistant", "content": t}] if is_conversational(p) else t
-        for p, t in zip(reward_prompts, texts_out)
-    ]
-    columns = {k: [r[k] for r in records for _ in range(G)] for k in records[0] if k != trainer.prompt_column}
     t1 = time.perf_counter()
-    scored = trainer.scorer(
-        reward_prompts,
-        completions,
-        completion_ids=[ids[m].tolist() for ids, m in zip(completion_ids.cpu(), completion_mask.cpu())],
-        **columns,
-    )
+    completion_ids, completion_mask, texts_out, scored = score_rollout(trainer, records, out)
     rewards = torch.tensor(scored.rewards, dtype=torch.float32, device=acc.device).nan_to_num(0.0)
     t_reward = time.perf_counter() - t1
     advantages, adv_metrics = group_advantages(rewards, G, args.scale_rewards, args.leave_one_out)
@@ -135,26 +118,84 @@ def make_rollout_batch(trainer, records: list[dict]) -> RolloutBatch:
         estimator_seeds=[
             derive_seed(args.seed, trainer.rollout_index, 10_000 + k) for k in range(args.num_iterations)
         ],
+        rewards_per_function=per_function_tensors(scored, acc.device),
     )
     batch.extras["completions"] = texts_out
-    if trainer.algorithm.rollout_hook is not None:
-        batch = trainer.algorithm.rollout_hook(trainer, batch, records)
-    t2 = time.perf_counter()
-    fill_old_and_ref_logps(trainer, batch)
+    all_wrong = (~is_correct(trainer, batch.rewards_per_function)).view(-1, G).all(dim=1)
+    # On-policy figures, taken before a hook edits the batch (IGPO reports its own under igpo/).
     lengths = completion_mask.sum(1).float()
-    batch.metrics = {
+    metrics = {
         **scored.metrics,
         **adv_metrics,
+        "frac_groups_all_wrong": all_wrong.float().mean().item(),
         "reward": rewards.mean().item(),
         "reward_std": rewards.std().item() if N > 1 else 0.0,
         "completion_length": lengths.mean().item(),
         "rollout_nfe": getattr(out, "nfe", 0),
         "time/rollout": t_rollout,
         "time/reward": t_reward,
-        "time/old_ref_logps": time.perf_counter() - t2,
         "tokens_per_s": float(completion_mask.sum().item()) / max(t_rollout, 1e-9),
     }
+    t2 = time.perf_counter()
+    if trainer.algorithm.rollout_hook is not None:
+        batch = trainer.algorithm.rollout_hook(trainer, batch, records)
+        metrics["time/rollout_hook"] = time.perf_counter() - t2
+    t2 = time.perf_counter()
+    fill_old_and_ref_logps(trainer, batch)
+    batch.metrics = {**batch.metrics, **metrics, "time/old_ref_logps": time.perf_counter() - t2}
     return batch
+
+
+def per_function_tensors(scored, device) -> dict[str, torch.Tensor]:
+    """Each reward function's column [N] (None and failures as 0, like the combined reward)."""
+    return {
+        name: torch.tensor(col, dtype=torch.float32, device=device).nan_to_num(0.0)
+        for name, col in scored.per_function.items()
+    }
+
+
+def correctness_name(trainer, names: list[str]) -> str:
+    """The ``correctness_reward`` config value, checked, or the first reward function's name."""
+    wanted = trainer.args.correctness_reward
+    if wanted is None:
+        return names[0]
+    if wanted not in names:
+        raise ConfigError(
+            f"correctness_reward={wanted!r} is not a reward function; valid: {', '.join(names)}"
+        )
+    return wanted
+
+
+def is_correct(trainer, per_function: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[N] bool: the correctness reward scored > 0 (None and failures count as wrong)."""
+    return per_function[correctness_name(trainer, list(per_function))] > 0
+
+
+def score_rollout(trainer, records: list[dict], out):
+    """Decode and score a rollout of ``num_generations`` completions per record.
+
+    Returns (completion_ids [N, Lc], loss mask [N, Lc] through the first EOS, decoded texts,
+    ``ScoreResult``). With ``mask_truncated_completions`` a completion without EOS gets no loss tokens.
+    """
+    args, tok, G = trainer.args, trainer.tokenizer, trainer.args.num_generations
+    completion_ids, completion_mask = out.completion_ids, out.completion_mask.bool()
+    if args.mask_truncated_completions and trainer.eos_token_id is not None:
+        finished = (completion_ids == trainer.eos_token_id).any(dim=1, keepdim=True)
+        completion_mask = completion_mask & finished
+    ids_cpu, mask_cpu = completion_ids.cpu(), completion_mask.cpu()
+    texts = [tok.decode(ids[m].tolist(), skip_special_tokens=True) for ids, m in zip(ids_cpu, mask_cpu)]
+    prompts = [r[trainer.prompt_column] for r in records for _ in range(G)]
+    completions = [
+        [{"role": "assistant", "content": t}] if is_conversational(p) else t for p, t in zip(prompts, texts)
+    ]
+    columns = {k: [r[k] for r in records for _ in range(G)] for k in records[0] if k != trainer.prompt_column}
+    scored = trainer.scorer(
+        prompts,
+        completions,
+        completion_ids=[ids[m].tolist() for ids, m in zip(ids_cpu, mask_cpu)],
+        **columns,
+    )
+    return completion_ids, completion_mask, texts, scored
 
 
 @torch.no_grad()

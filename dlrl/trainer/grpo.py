@@ -28,7 +28,13 @@ from dlrl.models.interface import MaskedDLM, as_masked_dlm, unwrap_model
 from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.data import PromptSampler
-from dlrl.trainer.experience import RolloutBatch, call_estimator, make_rollout_batch, micro_seed
+from dlrl.trainer.experience import (
+    RolloutBatch,
+    call_estimator,
+    correctness_name,
+    make_rollout_batch,
+    micro_seed,
+)
 from dlrl.trainer.metrics import MetricsLogger, format_metrics
 from dlrl.trainer.objectives import Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.reference import ReferencePolicy, is_peft
@@ -92,6 +98,7 @@ class DiffusionGRPOTrainer:
         self.model, self.optimizer = self.accelerator.prepare(module, build_optimizer(module, args))
         self.scheduler = self.accelerator.prepare(build_scheduler(self.optimizer, args))
         self.scorer = build_scorer(reward_funcs, args)
+        correctness_name(self, self.scorer.names)  # a misspelt correctness_reward fails here, not mid-run
         acc = self.accelerator
         self.sampler = PromptSampler(
             len(self.records), args.seed, acc.process_index, acc.num_processes, args.shuffle_dataset

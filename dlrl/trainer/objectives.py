@@ -45,21 +45,42 @@ def clipped_pg_terms(
     epsilon_high: float | None = None,
     beta: float = 0.0,
     ref_logps: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    level: str = "token",
+    delta: float | None = None,
+    kl_bias_correction: bool = False,
 ) -> LossTerms:
-    """Clipped surrogate + k3 KL per token. logps/old/ref [B, L]; advantages [B]."""
+    """Clipped surrogate + k3 KL per token. logps/old/ref [B, L]; advantages [B].
+
+    ``level="sequence"`` is GSPO (Zheng et al. 2025; TRL's ``importance_sampling_level``): one
+    ratio per sequence, exp of the mean log-ratio over the ``mask`` tokens, so tokens outside
+    ``mask`` get no gradient through it either. ``delta`` caps the unclipped ratio (two-sided
+    clipping, TRL's ``delta``); ``kl_bias_correction`` multiplies the k3 KL by the ratio (TRL's
+    ``use_bias_correction_kl``: an unbiased reverse-KL gradient off-policy).
+    """
     eps_hi = epsilon if epsilon_high is None else epsilon_high
     adv = advantages.unsqueeze(1)
-    ratio = torch.exp(logps - old_logps)
-    unclipped = ratio * adv
+    log_ratio = logps - old_logps
+    if level == "sequence":
+        if mask is None:
+            raise ValueError("importance_sampling_level='sequence' needs the loss mask")
+        m = mask.to(log_ratio.dtype)
+        seq = (log_ratio * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1)
+        log_ratio = seq.expand_as(logps)
+    elif level != "token":
+        raise ValueError(f"importance_sampling_level={level!r} is invalid; valid: token, sequence")
+    ratio = torch.exp(log_ratio)
+    capped = ratio if delta is None else torch.clamp(ratio, max=delta)
+    unclipped = capped * adv
     clipped = torch.clamp(ratio, 1 - epsilon, 1 + eps_hi) * adv
     per_token = -torch.min(unclipped, clipped)
     kl = None
     if beta != 0.0:
         if ref_logps is None:
             raise ValueError("beta != 0 needs reference log-probs")
-        delta = ref_logps - logps
-        kl = torch.exp(delta) - delta - 1
-        per_token = per_token + beta * kl
+        d = ref_logps - logps
+        kl = torch.exp(d) - d - 1
+        per_token = per_token + beta * (kl * ratio if kl_bias_correction else kl)
     return LossTerms(
         per_token, ratio.detach(), (clipped < unclipped).detach(), None if kl is None else kl.detach()
     )

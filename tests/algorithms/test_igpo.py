@@ -1,0 +1,162 @@
+"""IGPO: fires only on all-wrong groups, hints are the fixed tokens, bounded replacement, and the
+entropy filter really removes filtered hint tokens from the gradient."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from dlrl.algorithms import ObjectiveInputs
+from dlrl.algorithms.igpo import HINT_MASK, entropy_filter, igpo_objective, inpaint_all_wrong_groups
+from dlrl.errors import ConfigError
+from dlrl.trainer import DiffusionGRPOTrainer
+from dlrl.trainer.experience import make_rollout_batch
+from dlrl.trainer.objectives import Normaliser, reduce_loss
+from tests.trainer.conftest import make_config
+
+G = 4
+
+
+def _correct(completions, kind, answer, **kw):
+    """easy: always right; hard: right iff the completion contains the answer (never by chance
+    for a random model, always once the last hint chunk is inpainted before EOS); coin: ~half."""
+    out = []
+    for c, k, a in zip(completions, kind, answer):
+        if k == "easy":
+            out.append(1.0)
+        elif k == "hard":
+            out.append(float(a in c))
+        else:
+            out.append(float(sum(map(ord, c)) % 2 == 0))
+    return out
+
+
+def _records():
+    kinds = ["hard", "easy", "coin", "hard", "coin", "hard"]
+    return [
+        {"prompt": f"task {i}", "kind": k, "reasoning": "abcdefgh" if i % 2 else "stuvwxyz",
+         "answer": "gh" if i % 2 else "yz"}
+        for i, k in enumerate(kinds)
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def igpo_trainer(tiny, tmp_path):
+    model, tok = tiny
+    cfg = make_config(
+        tmp_path, algorithm="igpo", num_generations=G, per_device_train_batch_size=len(_records()) * G,
+        gen_length=16, block_length=8, diffusion_steps=8, igpo_chunk_min=2, igpo_chunk_max=3,
+        igpo_free_tail=4, igpo_max_stretch=1.0, igpo_hint_template="{reasoning}", igpo_max_replacements=2,
+        shuffle_dataset=False,
+    )  # fmt: skip
+    return DiffusionGRPOTrainer(model, tok, [_correct], _records(), cfg)
+
+
+def test_inpainting_fires_only_on_all_wrong_groups_and_splices_bounded_correct_rollouts(igpo_trainer):
+    tr = igpo_trainer
+    hook = tr.algorithm.rollout_hook
+    tr.algorithm = dataclasses.replace(tr.algorithm, rollout_hook=None)  # on-policy batch first
+    records = [tr.records[i] for i in tr.sampler.next_indices(tr.args.prompts_per_step)]
+    batch = make_rollout_batch(tr, records)
+    before = {k: getattr(batch, k).clone() for k in ("completion_ids", "rewards", "advantages")}
+    wrong = (batch.rewards.view(-1, G) <= 0).all(1)
+    assert wrong.any() and not wrong.all()  # the fixture gives both kinds of group
+
+    calls = []
+    generate = tr.generate
+
+    def spy(prompt_ids, prompt_mask, seeds, fixed_ids=None, fixed_mask=None):
+        out = generate(prompt_ids, prompt_mask, seeds, fixed_ids, fixed_mask)
+        calls.append((prompt_ids.clone(), fixed_ids, fixed_mask, out))
+        return out
+
+    tr.generate = spy
+    batch = hook(tr, batch, records)
+    assert hook is inpaint_all_wrong_groups and len(calls) == 1
+    prompt_ids, fixed_ids, fixed_mask, out = calls[0]
+    groups = wrong.nonzero().flatten().tolist()
+    rows = [g * G + i for g in groups for i in range(G)]
+    assert torch.equal(prompt_ids, batch.prompt_ids[rows])  # exactly the all-wrong groups
+    assert torch.equal(out.completion_ids[fixed_mask], fixed_ids[fixed_mask])  # the sampler kept hints
+
+    hint = batch.extras[HINT_MASK]
+    changed = (batch.completion_ids != before["completion_ids"]).any(1) | hint.any(1)
+    for g in range(len(records)):
+        sl = slice(g * G, (g + 1) * G)
+        if g not in groups:
+            assert not changed[sl].any() and torch.equal(batch.rewards[sl], before["rewards"][sl])
+            continue
+        j = groups.index(g)
+        replaced = changed[sl].nonzero().flatten().tolist()
+        assert len(replaced) <= 2  # igpo_max_replacements
+        assert replaced == list(range(len(replaced)))  # the first originals are the ones replaced
+        for r in replaced:
+            row = g * G + r
+            assert batch.rewards[row] > 0  # only correct inpainted rollouts come in
+            # the hint mask is one inpainted rollout's fixed mask, and its tokens are that rollout's
+            src = [k for k in range(j * G, (j + 1) * G)
+                   if torch.equal(out.completion_ids[k], batch.completion_ids[row])
+                   and torch.equal(fixed_mask[k], hint[row])]  # fmt: skip
+            assert src, "a replaced row must be an inpainted rollout verbatim"
+            assert torch.equal(batch.completion_ids[row][hint[row]], fixed_ids[src[0]][hint[row]])
+    assert hint.any(), "the hard groups should be rescued: their last chunk holds the answer"
+    # advantages are recomputed: a rescued group now has positive advantage on its replaced rows
+    assert (batch.advantages[hint.any(1)] > 0).all()
+    assert batch.metrics["igpo/replacement_ratio"] > 0 and batch.metrics["igpo/rescued_groups"] >= 1
+
+
+def test_no_all_wrong_group_means_no_regeneration(igpo_trainer):
+    tr = igpo_trainer
+    tr.records = [dict(r, kind="easy") for r in tr.records]
+    calls = []
+    generate = tr.generate
+    tr.generate = lambda *a, **k: calls.append(a) or generate(*a, **k)
+    records = [tr.records[i] for i in tr.sampler.next_indices(tr.args.prompts_per_step)]
+    batch = make_rollout_batch(tr, records)
+    assert len(calls) == 1  # the on-policy rollout only
+    assert not batch.extras[HINT_MASK].any() and batch.metrics["frac_groups_all_wrong"] == 0.0
+
+
+def test_entropy_filter_keeps_top_share_of_hint_tokens_and_all_own_tokens():
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[1, 8:] = False  # post-EOS: never in the loss
+    hint = torch.zeros(3, 10, dtype=torch.bool)
+    hint[0, :10] = True  # 10 hint tokens → keep 2
+    hint[1, 2:10] = True  # 6 in the mask → keep max(1, 1) = 1
+    ent = torch.arange(30, dtype=torch.float).view(3, 10).flip(1)  # entropy falls along the row
+    kept = entropy_filter(mask, hint, ent, 0.2)
+    assert kept[0].tolist() == [True, True] + [False] * 8
+    assert kept[1].tolist() == [True, True, True] + [False] * 7  # own tokens 0-1, top hint token 2
+    assert torch.equal(kept[2], mask[2])  # no hints: unchanged
+
+
+@pytest.mark.parametrize("level", ["token", "sequence"])
+def test_filtered_hint_tokens_get_zero_gradient(tiny, tmp_path, level):
+    cfg = make_config(tmp_path, algorithm="igpo", importance_sampling_level=level, beta=0.01,
+                      igpo_entropy_keep=0.25, igpo_free_tail=2)  # fmt: skip
+    torch.manual_seed(0)
+    logps = (-torch.rand(2, 8)).requires_grad_()
+    hint = torch.zeros(2, 8, dtype=torch.bool)
+    hint[0, 4:8] = True
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[1, 6:] = False  # post-EOS
+    x = ObjectiveInputs(
+        logps=logps, old_logps=logps.detach() - 0.05, ref_logps=logps.detach() + 0.1,
+        advantages=torch.tensor([1.0, -0.5]), mask=mask.clone(), group_size=2,
+        entropy=torch.tensor([[0.0] * 4 + [0.1, 0.9, 0.3, 0.2], [0.5] * 8]), extras={HINT_MASK: hint},
+    )  # fmt: skip
+    terms = igpo_objective(x, cfg)
+    loss = reduce_loss(terms.per_token, x.mask, Normaliser.for_batch("token_mean", mask, 8))
+    loss.backward()
+    g = logps.grad
+    assert g[0, 5] != 0  # the one kept hint token (highest entropy)
+    assert (g[0, [4, 6, 7]] == 0).all()  # filtered hint tokens: exactly zero
+    assert (g[0, :4] != 0).all() and (g[1, :6] != 0).all()  # own tokens train
+    assert (g[1, 6:] == 0).all()  # post-EOS padding never trains
+
+
+def test_unknown_correctness_reward_is_named(tiny, tmp_path):
+    model, tok = tiny
+    cfg = make_config(tmp_path, algorithm="igpo", correctness_reward="accuracy", igpo_free_tail=2)
+    with pytest.raises(ConfigError, match="correctness_reward='accuracy'.*valid: _correct"):
+        DiffusionGRPOTrainer(model, tok, [_correct], _records(), cfg)
