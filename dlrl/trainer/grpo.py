@@ -35,7 +35,7 @@ from dlrl.trainer.experience import (
     make_rollout_batch,
     micro_seed,
 )
-from dlrl.trainer.metrics import MetricsLogger, format_metrics
+from dlrl.trainer.metrics import MetricsLogger, format_metrics, reduce_across_ranks
 from dlrl.trainer.objectives import Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.reference import ReferencePolicy, is_peft
 from dlrl.trainer.setup import (
@@ -180,7 +180,7 @@ class DiffusionGRPOTrainer:
             metrics["learning_rate"] = self.scheduler.get_last_lr()[0]
             metrics["skipped_steps"] = self.skipped_steps
             metrics["reward_failures"] = float(sum(getattr(self.scorer, "failures", {}).values()))
-            last = {**last, **metrics}
+            last = {**last, **reduce_across_ranks(acc, metrics)}
             self.logger.log(self.global_step, last)
             bar.update(1)
             bar.set_postfix_str(format_metrics(last, ("reward", "loss", "kl")))

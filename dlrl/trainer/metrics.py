@@ -4,8 +4,51 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from pathlib import Path
+
+import torch
+
+# How a per-rank figure combines into the run's figure; every other number is averaged over ranks.
+SUMMED = ("tokens_per_s", "reward_failures")  # throughput and counts add up
+MAXED = ("time/",)  # a step waits for its slowest rank
+
+
+def reduce_across_ranks(accelerator, metrics: dict) -> dict:
+    """The run's metrics from every rank's own (a collective: call it on every rank, every step).
+
+    Averages are over the ranks that report a key (``reward_std`` is the mean of per-rank stds,
+    not the std of the pooled rewards); keys in :data:`SUMMED` and ending in ``/failures`` are
+    summed, ``time/*`` keys take the maximum. Non-numbers pass through from this rank.
+    """
+    if accelerator.num_processes == 1:
+        return metrics
+    from accelerate.utils import gather_object
+
+    mine = {k: float(_clean(v)) for k, v in metrics.items() if _is_number(v) and _clean(v) is not None}
+    keys = sorted(set().union(*gather_object([sorted(mine)])))
+    table = torch.tensor(
+        [[mine.get(k, 0.0), float(k in mine)] for k in keys], dtype=torch.float64, device=accelerator.device
+    )
+    table = accelerator.gather(table.unsqueeze(0))  # [ranks, K, (value, present)]
+    values, present = table[..., 0], table[..., 1] > 0
+    out = dict(metrics)
+    for j, k in enumerate(keys):
+        v = values[present[:, j], j]
+        if k.startswith(MAXED):
+            out[k] = v.max().item()
+        elif k in SUMMED or k.endswith("/failures"):
+            out[k] = v.sum().item()
+        else:
+            out[k] = v.mean().item()
+    return out
+
+
+def _is_number(v) -> bool:
+    if isinstance(v, torch.Tensor):
+        return v.numel() == 1
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 class MetricsLogger:

@@ -1,4 +1,5 @@
-"""2-rank DeepSpeed ZeRO-3 smoke test of the real trainer on CPU (gloo), via accelerate launch."""
+"""2-rank DeepSpeed smoke tests of the real trainer on CPU (gloo), launched exactly as users do:
+``accelerate launch --config_file recipes/accelerate/zero{2,3}.yaml --num_processes 2 -m dlrl recipe``."""
 
 import json
 import os
@@ -10,20 +11,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-ACCEL = """compute_environment: LOCAL_MACHINE
-distributed_type: DEEPSPEED
-deepspeed_config:
-  zero_stage: 3
-  zero3_init_flag: false
-  offload_optimizer_device: none
-  offload_param_device: none
-mixed_precision: 'no'
-num_machines: 1
-num_processes: 2
-machine_rank: 0
-use_cpu: false
-"""
 
 RECIPE = """algorithm: coupled_grpo
 model: {{path: tiny}}
@@ -53,28 +40,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.distributed
-@pytest.mark.slow
-@pytest.mark.parametrize("lora", [False, True], ids=["full-frozen-ref", "lora-adapter-off-ref"])
-def test_zero3_two_ranks_cpu(tmp_path, lora):
-    """Both reference paths under ZeRO-3: a gathered frozen copy, and the adapter-disabled base."""
+def _launch(tmp_path: Path, stage: str, recipe: str, name: str = "run") -> list[dict]:
+    """Run ``recipe`` on 2 CPU ranks with the shipped accelerate config; return its metrics rows."""
     pytest.importorskip("deepspeed")
-    (tmp_path / "accel.yaml").write_text(ACCEL)
-    recipe = RECIPE.format(out=tmp_path / "run") + ("lora: {r: 4, alpha: 8, dropout: 0.0}\n" if lora else "")
-    (tmp_path / "recipe.yaml").write_text(recipe)
+    (tmp_path / f"{name}.yaml").write_text(recipe.format(out=tmp_path / name))
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "accel.yaml"),
-        "--main_process_port", str(_free_port()), "-m", "dlrl", str(tmp_path / "recipe.yaml"),
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(ROOT / "recipes" / "accelerate" / f"{stage}.yaml"), "--num_processes", "2",
+        "--main_process_port", str(_free_port()), "-m", "dlrl", str(tmp_path / f"{name}.yaml"),
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert (tmp_path / name / "checkpoint-2" / "trainer_state.json").is_file()
+    return [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+
+
+def _check_two_real_steps(rows: list[dict]) -> None:
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["loss"] is not None for r in rows)
     assert rows[0]["grad_norm"] > 0  # the reward varies, so the update is real
     assert rows[0]["kl"] == 0.0 and rows[1]["kl"] > 0  # π_ref = π_θ at step 1, then they part
-    assert (tmp_path / "run" / "checkpoint-2" / "trainer_state.json").is_file()
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_zero2_and_zero3_train_identically(tmp_path):
+    """The shipped ZeRO-2 and ZeRO-3 configs (the latter with zero3_init_flag, so the frozen reference
+    is copied from partitioned weights) give the same run: same rollouts, same losses."""
+    z2, z3 = _launch(tmp_path, "zero2", RECIPE, "z2"), _launch(tmp_path, "zero3", RECIPE, "z3")
+    _check_two_real_steps(z2)
+    _check_two_real_steps(z3)
+    for a, b in zip(z2, z3):
+        assert a["reward"] == b["reward"] and a["completion_length"] == b["completion_length"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-7)
+        assert a["kl"] == pytest.approx(b["kl"], rel=1e-3, abs=1e-7)
+    # metrics are the run's, not rank 0's: 8 groups over 2 ranks make every share a multiple of 1/8
+    assert all((r["frac_reward_zero_std"] * 8) % 1 == 0 for r in z3)
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_zero3_lora_reference_is_the_adapter_disabled_base(tmp_path):
+    _check_two_real_steps(_launch(tmp_path, "zero3", RECIPE + "lora: {{r: 4, alpha: 8, dropout: 0.0}}\n"))
 
 
 RANK_REWARD = '''import os
@@ -91,22 +99,14 @@ def rank_reward(completions, **kw):
 def test_igpo_zero3_ranks_that_disagree_on_inpainting_do_not_hang(tmp_path):
     """Under ZeRO-3 generate() gathers parameters collectively: when only rank 0 has an all-wrong
     group, rank 1 must join the regeneration (a throwaway row) or both hang."""
-    pytest.importorskip("deepspeed")
-    (tmp_path / "accel.yaml").write_text(ACCEL)
     (tmp_path / "rank_reward.py").write_text(RANK_REWARD)
-    recipe = RECIPE.format(out=tmp_path / "run").replace("coupled_grpo", "igpo")
+    recipe = RECIPE.replace("coupled_grpo", "igpo")
     recipe = recipe.replace(
         "rewards/toy.py:distinct_chars_reward", f"{tmp_path / 'rank_reward.py'}:rank_reward"
     )
     recipe += "igpo_free_tail: 2\nigpo_chunk_min: 2\nigpo_chunk_max: 3\n"
-    (tmp_path / "recipe.yaml").write_text(recipe)
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "accel.yaml"),
-        "--main_process_port", str(_free_port()), "-m", "dlrl", str(tmp_path / "recipe.yaml"),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = _launch(tmp_path, "zero3", recipe)
     assert [r["step"] for r in rows] == [1, 2]
-    assert rows[0]["frac_groups_all_wrong"] == 1.0 and rows[0]["time/rollout_hook"] > 0  # rank 0 inpainted
+    # metrics are the run's: rank 0's groups are all wrong, rank 1's all right
+    assert rows[0]["frac_groups_all_wrong"] == 0.5 and rows[0]["reward"] == 0.5
+    assert rows[0]["time/rollout_hook"] > 0
