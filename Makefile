@@ -40,6 +40,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m dlrl bench rollout
+	$(BIN)/python -m dlrl bench rollout --lora 16 --cache none,dual
 	$(BIN)/python -m dlrl bench likelihood
 	$(BIN)/python -m dlrl bench rewards
 	$(BIN)/python -m dlrl bench igpo

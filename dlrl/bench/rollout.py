@@ -3,22 +3,28 @@
     python -m dlrl bench rollout                      # CPU, tiny random model, < 60 s
     python -m dlrl.bench.rollout --arch llada8b --random-init --dtype bf16 --device cuda \\
         --batch 1,8,32,64 --prompt 128 --gen 256 --block 32 --steps 128 --cache none,prefix,dual --cuda-graphs
+    python -m dlrl bench rollout --lora 16 --cache none   # LoRA policy: adapter path vs merged weights
 
 The naive loop is what the public sampler does each step: a full-canvas forward, a full
 [B, L, V] softmax, and a per-row top-k. Weights do not change speed at fixed steps, so a randomly
 initialised LLaDA-8B-architecture model stands in for the checkpoint. Prints tokens/s (B × gen /
 wall time), forward passes, ms per rollout, peak memory, and the ratio engine / naive.
+With ``--lora R`` the policy carries a rank-R adapter on every block projection (as a d1-style LoRA
+run does; the naive loop runs it unmerged) and each cache mode is timed twice: through the adapter
+path (``+lora``) and on merged weights (``+merged``, what the trainer does: dlrl.models.lora_merge).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
 import torch.nn.functional as F
 
-from dlrl.models import as_masked_dlm
+from dlrl.models import apply_lora, as_masked_dlm
+from dlrl.models.lora_merge import merged_lora
 
 LLADA_8B = dict(
     d_model=4096, n_heads=32, n_kv_heads=32, n_layers=32, mlp_hidden_size=12288, vocab_size=126464,
@@ -71,6 +77,16 @@ def build_model(arch: str, dtype: torch.dtype, device: str):
     return model.eval()
 
 
+def add_lora(model, rank: int):
+    """A rank-``rank`` adapter on every block projection, with non-zero B (as after training)."""
+    model = apply_lora(model, r=rank, alpha=2 * rank, dropout=0.0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.02)
+    return model.eval()
+
+
 def _timed(fn, device: str):
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -101,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-naive", action="store_true", help="skip the naive baseline (no ratio)")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument(
+        "--lora", type=int, default=0, help="adapter rank: time the adapter path vs merged weights"
+    )
+    p.add_argument(
         "--threads", type=int, default=None, help="CPU threads (1 is steadier on a shared machine)"
     )
     args = p.parse_args(argv)
@@ -110,14 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     dtype = DTYPES[args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")]
     torch.manual_seed(0)
     model = build_model(args.arch, dtype, args.device)
+    if args.lora:
+        model = add_lora(model, args.lora)
     dlm = as_masked_dlm(model)
     vocab_hi = min(dlm.vocab_size or 100, 100000)
     print(
         f"# rollout bench: arch={args.arch} dtype={dtype} device={args.device} prompt={args.prompt} "
-        f"gen={args.gen} block={args.block} steps={args.steps} cuda_graphs={args.cuda_graphs}"
+        f"gen={args.gen} block={args.block} steps={args.steps} cuda_graphs={args.cuda_graphs} lora={args.lora}"
     )
     print(
-        f"{'batch':>5} {'mode':>16} {'tok/s':>9} {'ratio':>6} {'nfe':>5} {'ms/rollout':>11} {'peak GiB':>9}"
+        f"{'batch':>5} {'mode':>22} {'tok/s':>9} {'ratio':>6} {'nfe':>5} {'ms/rollout':>11} {'peak GiB':>9}"
     )
     for B in [int(b) for b in args.batch.split(",")]:
         prompt = torch.randint(5, vocab_hi, (B, args.prompt), device=args.device)
@@ -131,31 +152,40 @@ def main(argv: list[str] | None = None) -> int:
             )
             base = tokens / dt
             _row(B, "naive", base, 1.0, nfe, dt, peak)
+        arms = [("", contextlib.nullcontext)]
+        if args.lora:
+            arms = [("+lora", contextlib.nullcontext), ("+merged", lambda: merged_lora(model))]
         for cache in args.cache.split(","):
-            cfg = RolloutConfig(
-                gen_length=args.gen,
-                block_length=args.block,
-                steps=args.steps,
-                cache=cache,
-                stop_at_eos=False,
-                cuda_graphs="on" if args.cuda_graphs else "off",
-            )
-            engine = RolloutEngine(model, cfg)
-            engine.generate(prompt)  # warm-up (and graph capture)
-            best = None
-            for _ in range(args.repeats):
-                out, dt, peak = _timed(lambda: engine.generate(prompt), args.device)  # noqa: B023 (called at once)
-                best = (out, dt, peak) if best is None or dt < best[1] else best
-            out, dt, peak = best
-            rate = tokens / dt
-            name = f"engine/{cache}" + ("+graphs" if args.cuda_graphs else "")
-            _row(B, name, rate, rate / base if base else float("nan"), out.nfe, dt, peak)
+            for suffix, context in arms:
+                cfg = RolloutConfig(
+                    gen_length=args.gen,
+                    block_length=args.block,
+                    steps=args.steps,
+                    cache=cache,
+                    stop_at_eos=False,
+                    cuda_graphs="on" if args.cuda_graphs else "off",
+                )
+                engine = RolloutEngine(model, cfg)
+
+                def rollout(engine=engine, context=context):  # the merge is part of the rollout's cost
+                    with context():
+                        return engine.generate(prompt)  # noqa: B023 (called at once)
+
+                rollout()  # warm-up (and graph capture)
+                best = None
+                for _ in range(args.repeats):
+                    out, dt, peak = _timed(rollout, args.device)
+                    best = (out, dt, peak) if best is None or dt < best[1] else best
+                out, dt, peak = best
+                rate = tokens / dt
+                name = f"engine/{cache}" + ("+graphs" if args.cuda_graphs else "") + suffix
+                _row(B, name, rate, rate / base if base else float("nan"), out.nfe, dt, peak)
     return 0
 
 
 def _row(B, name, rate, ratio, nfe, dt, peak) -> None:
     print(
-        f"{B:>5} {name:>16} {rate:>9.1f} {ratio:>5.2f}x {nfe:>5} {dt * 1e3:>11.1f} {peak:>9.2f}", flush=True
+        f"{B:>5} {name:>22} {rate:>9.1f} {ratio:>5.2f}x {nfe:>5} {dt * 1e3:>11.1f} {peak:>9.2f}", flush=True
     )
 
 

@@ -29,6 +29,15 @@ from dlrl.models.llada_config import LLaDAConfig
 
 KV = tuple[torch.Tensor, torch.Tensor]  # ([B, H_kv, L, hd], [B, H_kv, L, hd])
 
+# Recent transformers 5.x releases renamed the output's KV field ``past_key_values`` → ``cache``
+# (the old name still works but warns); write and read whichever this release has.
+KV_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def output_kv(out) -> tuple | None:
+    """The per-layer ``(k, v)`` of a forward's output, under either field name."""
+    return getattr(out, KV_FIELD)
+
 
 class LLaDANorm(nn.Module):
     """RMSNorm (``rms``, ``gemma_rms``) or LayerNorm (``default``), computed in float32 like the official code."""
@@ -266,7 +275,7 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         logits = F.linear(x, weight, bias)
         if cfg.scale_logits:
             logits = logits * (1.0 / math.sqrt(cfg.d_model))
-        return CausalLMOutputWithPast(logits=logits, past_key_values=tuple(presents) if use_cache else None)
+        return CausalLMOutputWithPast(logits=logits, **{KV_FIELD: tuple(presents) if use_cache else None})
 
     def _positions(self, attention_mask, batch: int, length: int, device) -> torch.Tensor:
         """[B, length] positions of the full key sequence; real tokens count from 0 when masked."""

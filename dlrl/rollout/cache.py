@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from dlrl.models import MaskedDLM
+from dlrl.models.llada import output_kv
 from dlrl.rollout.sampling import guide
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer ([B', H_kv, L, hd], same)
@@ -97,7 +98,7 @@ def full_forward(
             use_cache=True,
             logits_to_keep=keep,
         )
-        return _combine(out.logits, cfg_scale), list(out.past_key_values)
+        return _combine(out.logits, cfg_scale), list(output_kv(out))
     kwargs = {}
     if canvas.attn4 is not None:
         kwargs = {"attention_mask": canvas.attn4, "position_ids": canvas.positions}

@@ -70,6 +70,13 @@ class DiffusionGRPOConfig(GRPOConfig):
     rollout_backend: str = field(
         default="dlrl", metadata={"help": "Registered rollout backend (dlrl.rollout.backends)."}
     )
+    rollout_merge_lora: bool = field(
+        default=True,
+        metadata={
+            "help": "With LoRA, roll out on merged weights W+sBA (swapped in, base restored bit-exact); "
+            "costs one extra copy of the adapted weights during rollouts. false: keep the adapter path."
+        },
+    )
     # --- likelihood (dlrl.likelihood.ESTIMATORS) -----------------------------------------
     estimator: str | None = field(
         default=None, metadata={"help": "Likelihood estimator; None → the algorithm's."}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 from dlrl.algorithms import ObjectiveInputs, get_algorithm
 from dlrl.errors import DLRLError
 from dlrl.models.interface import MaskedDLM, as_masked_dlm, unwrap_model
+from dlrl.models.lora_merge import merged_lora
 from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.data import PromptSampler
@@ -81,9 +83,12 @@ class DiffusionGRPOTrainer:
 
             module = apply_lora(module, lora)
         if args.gradient_checkpointing:
-            unwrap_model(module).gradient_checkpointing_enable(
-                args.gradient_checkpointing_kwargs or {"use_reentrant": False}
+            core = unwrap_model(module)
+            # transformers 5.2x renamed it (the old name warns); older 5.x only has the old one
+            enable = (
+                getattr(core, "activation_checkpointing_enable", None) or core.gradient_checkpointing_enable
             )
+            enable(args.gradient_checkpointing_kwargs or {"use_reentrant": False})
             if is_peft(module):
                 unwrap_model(module).enable_input_require_grads()
         self._dlm_template = dataclasses.replace(base, module=module)
@@ -133,9 +138,12 @@ class DiffusionGRPOTrainer:
         a = self.args
         generate = get_backend(a.rollout_backend)
         was_training = self.model.training
-        with unwrap_model_for_generation(
-            self.model, self.accelerator, gather_deepspeed3_params=a.ds3_gather_for_generation
-        ) as unwrapped:
+        with (
+            unwrap_model_for_generation(
+                self.model, self.accelerator, gather_deepspeed3_params=a.ds3_gather_for_generation
+            ) as unwrapped,
+            merged_lora(unwrapped) if a.rollout_merge_lora else nullcontext(),
+        ):
             unwrapped.eval()
             out = generate(
                 self.dlm(unwrapped), prompt_ids, prompt_mask,

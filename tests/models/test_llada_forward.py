@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from dlrl.models import LLaDAModelLM, load_model
+from dlrl.models.llada import output_kv
 from dlrl.models.tiny import build_random_tiny
 from tests.models.model_helpers import left_pad, random_ids
 
@@ -91,7 +92,7 @@ def test_prefix_cache_from_the_same_canvas_is_exact(tiny, pads):
     P, G = 10, 6
     ids, mask = left_pad(random_ids(2, P + G, seed=4), pads)
     full = tiny(ids, attention_mask=mask, use_cache=True)
-    prefix = [(k[:, :, :P], v[:, :, :P]) for k, v in full.past_key_values]
+    prefix = [(k[:, :, :P], v[:, :, :P]) for k, v in output_kv(full)]
     out = tiny(ids[:, P:], attention_mask=mask, past_key_values=prefix)
     torch.testing.assert_close(out.logits, full.logits[:, P:], atol=ATOL, rtol=0)
 
@@ -102,13 +103,13 @@ def test_dual_cache_splice_from_the_same_canvas_is_exact(tiny, span):
     s, e = span
     ids, mask = left_pad(random_ids(2, 16, seed=5), [0, 2])
     full = tiny(ids, attention_mask=mask, use_cache=True)
-    out = tiny(ids[:, s:e], attention_mask=mask, past_key_values=full.past_key_values, cache_splice=span)
+    out = tiny(ids[:, s:e], attention_mask=mask, past_key_values=output_kv(full), cache_splice=span)
     torch.testing.assert_close(out.logits, full.logits[:, s:e], atol=ATOL, rtol=0)
 
 
 def test_cache_arguments_are_checked(tiny):
     ids = random_ids(1, 8)
-    cache = tiny(ids, use_cache=True).past_key_values
+    cache = output_kv(tiny(ids, use_cache=True))
     with pytest.raises(ValueError, match="cache_splice"):
         tiny(ids[:, :3], past_key_values=cache, cache_splice=(0, 4))
     with pytest.raises(ValueError, match="attention_mask covers 3 keys, expected 11"):
