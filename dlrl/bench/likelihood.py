@@ -44,7 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--estimators", default=",".join(ESTIMATOR_OPTIONS), help="comma-separated names")
     p.add_argument("--repeats", type=int, default=3, help="timed calls after the measured first one")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        type=lambda s: {"bf16": "bfloat16", "fp32": "float32", "fp16": "float16"}.get(s, s),
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="auto (bf16 on CUDA, fp32 on CPU) | float32 (fp32) | bfloat16 (bf16) | float16 (fp16)",
+    )
     p.add_argument(
         "--train-embeddings",
         action="store_true",
