@@ -124,12 +124,13 @@ def make_rollout_batch(trainer, records: list[dict]) -> RolloutBatch:
     all_wrong = (~is_correct(trainer, batch.rewards_per_function)).view(-1, G).all(dim=1)
     # On-policy figures, taken before a hook edits the batch (IGPO reports its own under igpo/).
     lengths = completion_mask.sum(1).float()
+    pooled = acc.gather(rewards) if acc.num_processes > 1 else rewards  # TRL's reward_std: all ranks' rows
     metrics = {
         **scored.metrics,
         **adv_metrics,
         "frac_groups_all_wrong": all_wrong.float().mean().item(),
-        "reward": rewards.mean().item(),
-        "reward_std": rewards.std().item() if N > 1 else 0.0,
+        "reward": pooled.mean().item(),
+        "reward_std": pooled.std().item() if pooled.numel() > 1 else 0.0,
         "completion_length": lengths.mean().item(),
         "rollout_nfe": getattr(out, "nfe", 0),
         "time/rollout": t_rollout,

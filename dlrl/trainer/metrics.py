@@ -18,8 +18,8 @@ MAXED = ("time/",)  # a step waits for its slowest rank
 def reduce_across_ranks(accelerator, metrics: dict) -> dict:
     """The run's metrics from every rank's own (a collective: call it on every rank, every step).
 
-    Averages are over the ranks that report a key (``reward_std`` is the mean of per-rank stds,
-    not the std of the pooled rewards); keys in :data:`SUMMED` and ending in ``/failures`` are
+    Averages are over the ranks that report a key (a ``*/std`` figure becomes the mean of per-rank
+    stds; ``reward_std`` is already pooled by ``make_rollout_batch``); keys in :data:`SUMMED` and ending in ``/failures`` are
     summed, ``time/*`` keys take the maximum. Non-numbers pass through from this rank.
     """
     if accelerator.num_processes == 1:

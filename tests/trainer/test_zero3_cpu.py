@@ -109,4 +109,5 @@ def test_igpo_zero3_ranks_that_disagree_on_inpainting_do_not_hang(tmp_path):
     assert [r["step"] for r in rows] == [1, 2]
     # metrics are the run's: rank 0's groups are all wrong, rank 1's all right
     assert rows[0]["frac_groups_all_wrong"] == 0.5 and rows[0]["reward"] == 0.5
+    assert abs(rows[0]["reward_std"] - (8 / 7 * 0.25) ** 0.5) < 1e-6  # std of 4 zeros and 4 ones
     assert rows[0]["time/rollout_hook"] > 0
