@@ -49,6 +49,7 @@ class SFTTrainer:
         self.tokenizer = tokenizer
         dlm = as_masked_dlm(model)
         self.lora = lora
+        torch.manual_seed(self.config.seed)  # before LoRA's initialisation, so `seed` reproduces it
         module = apply_lora(dlm.module, lora) if lora is not None else dlm.module
         self.model = dataclasses.replace(dlm, module=module)
         c = self.config

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from dlrl.algorithms import ObjectiveInputs, get_algorithm
 from dlrl.errors import DLRLError
@@ -75,6 +76,9 @@ class DiffusionGRPOTrainer:
         self.args = args
         self.algorithm = get_algorithm(args.algorithm)
         self.accelerator = accelerator or build_accelerator(args)
+        # Seed every RNG first, as transformers' Trainer does: LoRA's initialisation and dropout
+        # draw from the global generators, so without this `seed` would not reproduce a run.
+        (enable_full_determinism if args.full_determinism else set_seed)(args.seed)
         self.tokenizer = tokenizer
         base = as_masked_dlm(model)
         module = base.module

@@ -67,3 +67,20 @@ def dict_to_lora():
     from dlrl.models.lora import LoraSettings
 
     return LoraSettings(r=4, alpha=8, dropout=0.0)
+
+
+def test_seed_fixes_the_adapter_initialisation(tmp_path):
+    """LoRA's A matrices come from the global RNG: the trainer seeds it (as transformers' Trainer
+    does), so the same `seed` gives the same adapters whatever ran before."""
+    from dlrl.models.tiny import build_random_tiny
+
+    def adapters(seed, draws):
+        torch.randn(draws)  # whatever the process did before
+        model, tok = build_random_tiny(0, n_layers=1)
+        cfg = make_config(tmp_path, seed=seed)
+        trainer = DiffusionGRPOTrainer(model, tok, [_reward], [{"prompt": "x"}] * 8, cfg, lora=dict_to_lora())
+        return {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_A" in n}
+
+    a, b, c = adapters(0, 3), adapters(0, 1000), adapters(1, 3)
+    assert a and all(torch.equal(a[n], b[n]) for n in a)
+    assert not all(torch.equal(a[n], c[n]) for n in a)
