@@ -24,7 +24,6 @@ from dlrl.algorithms.igpo_hints import HintLayout, group_hints, hint_text
 from dlrl.errors import ConfigError
 from dlrl.trainer.advantages import group_advantages
 from dlrl.trainer.experience import (
-    correctness_name,
     derive_seed,
     is_correct,
     per_function_tensors,
@@ -75,7 +74,6 @@ def choose_replacements(
 def inpaint_all_wrong_groups(trainer, batch, records):
     """Rollout hook: regenerate all-wrong groups with hints and splice correct ones in."""
     acc, G = trainer.accelerator, trainer.args.num_generations
-    name = correctness_name(trainer, list(batch.rewards_per_function))
     all_wrong = (~is_correct(trainer, batch.rewards_per_function)).view(-1, G).all(dim=1)
     groups = all_wrong.nonzero().flatten().tolist()
     batch.extras[HINT_MASK] = torch.zeros_like(batch.completion_mask)
@@ -85,7 +83,7 @@ def inpaint_all_wrong_groups(trainer, batch, records):
     if acc.num_processes > 1:
         needed = int(acc.gather(torch.tensor([needed], device=acc.device)).max())
     if needed:
-        _inpaint(trainer, batch, records, groups, name, stats)
+        _inpaint(trainer, batch, records, groups, stats)
     batch.metrics.update(
         {
             "igpo/rescued_groups": float(stats["rescued_groups"]),
@@ -98,7 +96,7 @@ def inpaint_all_wrong_groups(trainer, batch, records):
     return batch
 
 
-def _inpaint(trainer, batch, records, groups, name, stats) -> None:
+def _inpaint(trainer, batch, records, groups, stats) -> None:
     a, G, dev = trainer.args, trainer.args.num_generations, batch.completion_ids.device
     row0 = trainer.accelerator.process_index * batch.completion_ids.shape[0]  # global row numbers
     layout = HintLayout.from_config(a)
@@ -128,7 +126,7 @@ def _inpaint(trainer, batch, records, groups, name, stats) -> None:
     ids, loss_mask, texts, scored = score_rollout(trainer, group_records, out)
     new_per_function = per_function_tensors(scored, dev)
     new_rewards = torch.tensor(scored.rewards, dtype=torch.float32, device=dev).nan_to_num(0.0)
-    new_correct = (new_per_function[name] > 0).tolist()
+    new_correct = is_correct(trainer, new_per_function).tolist()
     limit = G // 2 if a.igpo_max_replacements is None else a.igpo_max_replacements
     stats["inpainted"] = len(rows)
     stats["inpainted_correct"] = sum(new_correct)

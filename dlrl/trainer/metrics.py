@@ -26,7 +26,8 @@ def reduce_across_ranks(accelerator, metrics: dict) -> dict:
         return metrics
     from accelerate.utils import gather_object
 
-    mine = {k: float(_clean(v)) for k, v in metrics.items() if _is_number(v) and _clean(v) is not None}
+    cleaned = {k: _clean(v) for k, v in metrics.items() if _is_number(v)}
+    mine = {k: float(v) for k, v in cleaned.items() if v is not None}
     keys = sorted(set().union(*gather_object([sorted(mine)])))
     table = torch.tensor(
         [[mine.get(k, 0.0), float(k in mine)] for k in keys], dtype=torch.float64, device=accelerator.device
