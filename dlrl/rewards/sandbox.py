@@ -33,11 +33,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from dlrl.rewards import _cgroup
+
 logger = logging.getLogger(__name__)
 
 _HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_child.py")
 _NOBODY = 65534
-_HIDE = ("/root", "/home", "/run/secrets", "/var/run/secrets")
+_JOB_PREFIX = "dlrl-sbx-"
+# Hidden under an empty tmpfs in namespace mode: home directories and every place where path
+# Unix sockets, FIFOs or shared memory of the host live (a read-only mount does not stop connect()).
+_HIDE = ("/root", "/home", "/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm", "/run/secrets", "/var/run/secrets")
 NAMESPACES, RLIMITS = "namespaces", "rlimits"
 
 
@@ -116,6 +121,8 @@ def _cover_plan(expose: list[str]) -> list[tuple[str, list[str]]]:
     roots = {d for d in _HIDE if os.path.isdir(d) and not os.path.islink(d)}
     roots.update(a for p in expose if (a := _blocked_ancestor(p)))
     top = sorted(r for r in roots if not any(r != o and r.startswith(o + "/") for o in roots))
+    tmp = os.path.realpath(tempfile.gettempdir())  # holds the job dir: cover it last
+    top.sort(key=lambda r: tmp == r or tmp.startswith(r + "/"))
     return [(r, [p for p in expose if p == r or p.startswith(r + "/")]) for r in top]
 
 
@@ -149,6 +156,77 @@ def _nobody_can_run_python() -> bool:
     return all(_blocked_ancestor(p) is None for p in _python_paths() + [os.path.realpath(sys.executable)])
 
 
+def _parse_passed(raw: bytes, nonce: str, n_tests: int) -> list[int]:
+    """Indices from ``"<nonce> <index>"`` lines; anything else (wrong nonce, ``"²"``, junk) is ignored."""
+    passed = set()
+    for line in raw.split(b"\n"):
+        parts = line.split(b" ")
+        if len(parts) != 2 or parts[0] != nonce.encode():
+            continue
+        digits = parts[1]
+        if 0 < len(digits) <= 9 and all(48 <= c <= 57 for c in digits):  # ASCII digits only
+            i = int(digits)
+            if i < n_tests:
+                passed.add(i)
+    return sorted(passed)
+
+
+class _Proc:
+    """One sandboxed harness process and its per-run cgroup."""
+
+    def __init__(self, popen: subprocess.Popen, cgroup: _cgroup.RunCgroup | None) -> None:
+        self.popen, self.cgroup = popen, cgroup
+
+    def kill(self) -> None:
+        _kill(self.popen)
+        if self.cgroup is not None:
+            self.cgroup.kill()
+
+
+def _spawn(mode, jobdir, role, limits, extra, pass_fds, stdin_file=None) -> _Proc:
+    """Start one harness process (``role``: main | candidate | judge) in its own job dir."""
+    rdir = os.path.join(jobdir, role)
+    os.mkdir(rdir, 0o711)  # uid 65534 may traverse to its workdir, not list or read the job
+    workdir = os.path.join(rdir, "w")
+    os.mkdir(workdir, 0o700)
+    job_path = os.path.join(rdir, "job.json")
+    cmd, drop = _command(mode, job_path)
+    if drop == "setuid":
+        os.chown(workdir, _NOBODY, _NOBODY)
+    cg = _cgroup.create(limits.memory_mb, limits.max_processes)
+    job = {
+        **extra,
+        "role": role,
+        "workdir": workdir,
+        "jobdir": rdir,
+        "drop": drop,
+        "uid": _NOBODY,
+        "isolate_fs": mode == NAMESPACES,
+        "cover": _cover_plan(_python_paths()) if mode == NAMESPACES else [],
+        "cgroups": cg.procs_files if cg else [],
+        "limits": {**asdict(limits), "nproc": _nproc_budget(limits, drop)},
+    }
+    fd = os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(job, f)
+    try:
+        popen = subprocess.Popen(
+            cmd,
+            stdin=stdin_file if stdin_file is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
+            cwd=workdir,
+            env=_clean_env(workdir),
+            start_new_session=True,
+        )
+    except BaseException:
+        if cg is not None:
+            cg.remove()
+        raise
+    return _Proc(popen, cg)
+
+
 def run_python(
     code: str,
     tests: Sequence[str] = (),
@@ -156,83 +234,69 @@ def run_python(
     limits: SandboxLimits | None = None,
     mode: str | None = None,
 ) -> SandboxResult:
-    """Execute ``code`` then each test snippet in one sandboxed interpreter.
+    """Execute ``code``; with ``tests``, judge each test snippet in a separate process.
 
     With ``tests``, the code runs as module ``__solution__`` (``if __name__ == "__main__"``
-    blocks are skipped) and ``passed`` lists the tests that ran without raising.
-    Without tests, the code runs as ``__main__`` with ``stdin`` as standard input; judge it
-    by ``returncode`` and ``stdout``.
+    blocks are skipped) in a *candidate* process, and the tests run in a *judge* process in
+    which the candidate's top-level names are stubs that call into the candidate and get
+    plain data back (``_sandbox_rpc``). ``passed`` lists the tests that ran without raising,
+    as confirmed by the judge. Without tests, the code runs as ``__main__`` with ``stdin``
+    as standard input; judge it by ``returncode`` and ``stdout``.
     """
     limits = limits or SandboxLimits()
     mode = mode or sandbox_mode()
-    jobdir = tempfile.mkdtemp(prefix="dlrl-sbx-")
+    jobdir = tempfile.mkdtemp(prefix=f"{_JOB_PREFIX}{os.getpid()}-")
     start = time.monotonic()
+    procs: list[_Proc] = []
+    to_close: list[int] = []
     try:
-        os.chmod(jobdir, 0o711)  # uid 65534 may traverse to its workdir, not list or read the job
-        workdir = os.path.join(jobdir, "w")
-        os.mkdir(workdir, 0o700)
-        job_path = os.path.join(jobdir, "job.json")
-        cmd, drop = _command(mode, job_path)
-        if drop == "setuid":
-            os.chown(workdir, _NOBODY, _NOBODY)
+        os.chmod(jobdir, 0o711)
         nonce = secrets.token_hex(16)
-        res_r, res_w = os.pipe()
-        job = {
-            "nonce": nonce,
-            "code": code,
-            "tests": list(tests),
-            "stdin": stdin,
-            "as_main": not tests,
-            "workdir": workdir,
-            "jobdir": jobdir,
-            "result_fd": res_w,
-            "drop": drop,
-            "uid": _NOBODY,
-            "isolate_fs": mode == NAMESPACES,
-            "parent_death": mode == RLIMITS,
-            "cover": _cover_plan(_python_paths()) if mode == NAMESPACES else [],
-            "limits": {**asdict(limits), "nproc": _nproc_budget(limits, drop)},
-        }
-        fd = os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(job, f)
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(res_w,),
-                cwd=workdir,
-                env=_clean_env(workdir),
-                start_new_session=True,
+        tests = [str(t) for t in tests]
+        if not tests:
+            with tempfile.TemporaryFile() as stdin_file:  # an fd: no path the sandbox could swap
+                stdin_file.write((stdin or "").encode())
+                stdin_file.flush()
+                stdin_file.seek(0)
+                extra = {"code": code, "tests": [], "nonce": ""}
+                procs.append(_spawn(mode, jobdir, "main", limits, extra, (), stdin_file))
+            main = procs[0].popen
+            out, err, _res, truncated, timed_out = _collect(procs, main, None, limits)
+            return SandboxResult(
+                main.returncode, out, err, timed_out, [], truncated, mode, time.monotonic() - start
             )
-        finally:
-            os.close(res_w)
-        out, err, res, truncated, timed_out = _collect(proc, res_r, limits)
-        passed = sorted(
-            {
-                int(i)
-                for line in res.decode(errors="replace").splitlines()
-                if (parts := line.split())
-                and len(parts) == 2
-                and parts[0] == nonce
-                and parts[1].isdigit()
-                and int(parts[1]) < len(tests)
-                for i in [parts[1]]
-            }
-        )
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        res_r, res_w = os.pipe()
+        to_close = [req_r, req_w, resp_r, resp_w, res_w]
+        cand = {"code": code, "tests": [], "nonce": "", "req_fd": req_r, "resp_fd": resp_w}
+        procs.append(_spawn(mode, jobdir, "candidate", limits, cand, (req_r, resp_w)))
+        judge = {"code": "", "tests": tests, "nonce": nonce, "req_fd": req_w, "resp_fd": resp_r,
+                 "result_fd": res_w}  # fmt: skip
+        procs.append(_spawn(mode, jobdir, "judge", limits, judge, (req_w, resp_r, res_w)))
+        for fd in to_close:
+            os.close(fd)
+        to_close = []
+        out, err, res, truncated, timed_out = _collect(procs, procs[1].popen, res_r, limits)
         return SandboxResult(
-            proc.returncode,
-            out.decode(errors="replace"),
-            err.decode(errors="replace"),
+            procs[0].popen.returncode,
+            out,
+            err,
             timed_out,
-            passed,
+            _parse_passed(res, nonce, len(tests)),
             truncated,
             mode,
             time.monotonic() - start,
         )
     finally:
+        for fd in to_close:
+            os.close(fd)
+        for p in procs:
+            p.kill()
+            if p.popen.poll() is None:
+                p.popen.wait()
+            if p.cgroup is not None:
+                p.cgroup.remove()
         shutil.rmtree(jobdir, ignore_errors=True)
 
 
@@ -270,13 +334,18 @@ def _kill(proc: subprocess.Popen) -> None:
         pass
 
 
-def _collect(proc: subprocess.Popen, res_r: int, limits: SandboxLimits):
-    """Read stdout/stderr/result pipes with caps until exit or the deadline; kill the group then."""
-    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-    bufs = {out_fd: bytearray(), err_fd: bytearray(), res_r: bytearray()}
-    caps = {out_fd: limits.output_bytes, err_fd: limits.output_bytes, res_r: 1 << 20}
+def _collect(procs: list[_Proc], primary: subprocess.Popen, res_r: int | None, limits: SandboxLimits):
+    """Read the candidate's stdout/stderr (capped), the judge's stderr and the result pipe until
+    ``primary`` exits or the deadline passes; then kill every process of the run."""
+    streams: dict[int, tuple[str, int]] = {}
+    for k, p in enumerate(procs):
+        streams[p.popen.stdout.fileno()] = ("out" if k == 0 else "drop", limits.output_bytes)
+        streams[p.popen.stderr.fileno()] = ("err" if k == 0 else "jerr", limits.output_bytes)
+    if res_r is not None:
+        streams[res_r] = ("res", 1 << 20)
+    bufs = {fd: bytearray() for fd in streams}
     sel = selectors.DefaultSelector()
-    for fd in bufs:
+    for fd in streams:
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
     deadline = time.monotonic() + limits.timeout
@@ -285,16 +354,16 @@ def _collect(proc: subprocess.Popen, res_r: int, limits: SandboxLimits):
     try:
         while sel.get_map():
             now = time.monotonic()
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and primary.poll() is not None:
                 exited_at = now
-                _kill(proc)  # stragglers in the group (rlimits mode) must not keep pipes open
+                for p in procs:  # stragglers must not keep pipes open
+                    p.kill()
             if exited_at is not None and now - exited_at > 0.5:
                 break
             if now >= deadline:
-                timed_out = proc.poll() is None
-                _kill(proc)
+                timed_out = primary.poll() is None
                 break
-            for key, _ in sel.select(timeout=min(0.1, deadline - now)):
+            for key, _ in sel.select(timeout=min(0.1, max(0.0, deadline - now))):
                 fd = key.fd
                 try:
                     chunk = os.read(fd, 65536)
@@ -303,18 +372,46 @@ def _collect(proc: subprocess.Popen, res_r: int, limits: SandboxLimits):
                 if not chunk:
                     sel.unregister(fd)
                     continue
-                room = caps[fd] - len(bufs[fd])
-                if len(chunk) > room:
+                room = streams[fd][1] - len(bufs[fd])
+                if len(chunk) > room and streams[fd][0] in ("out", "err"):
                     truncated = True
                 bufs[fd] += chunk[: max(0, room)]
     finally:
         sel.close()
-        _kill(proc)
-        proc.wait()
-        for f in (proc.stdout, proc.stderr):
-            f.close()
-        os.close(res_r)
-    return bytes(bufs[out_fd]), bytes(bufs[err_fd]), bytes(bufs[res_r]), truncated, timed_out
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.popen.wait()
+            p.popen.stdout.close()
+            p.popen.stderr.close()
+        if res_r is not None:
+            os.close(res_r)
+    by = {name: bytes(bufs[fd]) for fd, (name, _) in streams.items()}
+    err = by["err"] + (b"\n--- judge ---\n" + by["jerr"] if by.get("jerr") else b"")
+    out = by["out"].decode(errors="replace")
+    return out, err.decode(errors="replace"), by.get("res", b""), truncated, timed_out
+
+
+def sweep_stale() -> int:
+    """Remove job dirs and run cgroups left by processes that died mid-run (e.g. a reward worker
+    killed at its timeout); returns how many were removed."""
+    removed = _cgroup.sweep()
+    tmp = tempfile.gettempdir()
+    try:
+        entries = os.listdir(tmp)
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.startswith(_JOB_PREFIX):
+            continue
+        try:
+            owner = int(entry[len(_JOB_PREFIX) :].split("-")[0])
+        except ValueError:
+            continue
+        if owner != os.getpid() and not os.path.exists(f"/proc/{owner}"):
+            shutil.rmtree(os.path.join(tmp, entry), ignore_errors=True)
+            removed += 1
+    return removed
 
 
 _mode: str | None = None
