@@ -5,7 +5,7 @@ is safe to start from a parent that has torch/CUDA initialised. Each task runs
 on this process's main thread, which is what math-verify's SIGALRM timeouts need.
 
 Protocol (``multiprocessing.connection`` framing on two inherited fds):
-  parent -> worker: ``(task_id, func_ref, args, kwargs)`` or ``None`` to exit
+  parent -> worker: ``(task_id, func_ref, args, kwargs, timeout)`` or ``None`` to exit
   worker -> parent: ``(task_id, ok, value_or_error_text)``
 ``func_ref`` is a spec string (``"pkg.mod:fn"``, ``"path/file.py:fn"``) resolved
 with ``dlrl.rewards.loader`` and cached, or a pickled callable.
@@ -20,6 +20,8 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
+
+from dlrl.rewards import budget
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -55,13 +57,16 @@ def main(task_fd: int, result_fd: int) -> None:
             return
         if msg is None:
             return
-        task_id, func_ref, args, kwargs = msg
+        task_id, func_ref, args, kwargs, timeout = msg
         try:
             fn = _resolve(func_ref, cache)
+            budget.set_deadline(timeout)  # rewards that fan out finish in time (dlrl.rewards.budget)
             out = (task_id, True, fn(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - a reward may raise anything, even SystemExit
             tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
             out = (task_id, False, f"{type(exc).__name__}: {exc}\n{''.join(tb)}")
+        finally:
+            budget.set_deadline(None)
         try:
             results.send(out)
         except Exception as exc:  # unpicklable return value

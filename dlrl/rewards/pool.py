@@ -81,6 +81,17 @@ class _Worker:
         self.kill()
 
 
+def _sweep_sandboxes() -> None:
+    """A killed worker may have left code sandboxes behind (rlimits mode: escaped children in the
+    run's cgroup; any mode: job dirs). Namespace-mode sandboxes die with it (parent-death signal)."""
+    try:
+        from dlrl.rewards.sandbox import sweep_stale
+
+        sweep_stale()
+    except Exception:  # noqa: BLE001 - cleanup must never break scoring
+        pass
+
+
 class WorkerPool:
     """``num_workers`` persistent worker processes; ``run`` maps tasks with a per-task timeout.
 
@@ -119,7 +130,7 @@ class WorkerPool:
                     i = pending.pop()
                     t = tasks[i]
                     try:
-                        w.tasks.send((i, t.func, t.args, t.kwargs))
+                        w.tasks.send((i, t.func, t.args, t.kwargs, timeout))
                     except Exception as exc:  # unpicklable task or dead worker
                         outcomes[i] = Outcome(
                             False, error=f"could not send task: {type(exc).__name__}: {exc}"
@@ -156,6 +167,7 @@ class WorkerPool:
 
     def _replace(self, w: _Worker) -> _Worker:
         w.kill()
+        _sweep_sandboxes()
         new = _Worker(self._env)
         self._workers = [new if x is w else x for x in self._workers]
         return new
@@ -166,6 +178,8 @@ class WorkerPool:
             self._closed = True
             for w in self._workers:
                 w.stop()
+            if self._workers:
+                _sweep_sandboxes()
             self._workers = []
 
     def __enter__(self) -> WorkerPool:
