@@ -315,19 +315,15 @@ def _children(pid: int) -> list[int]:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    """Kill the run. In namespace mode, SIGKILL the namespace's init first and let unshare reap
-    it: init's exit completes only once every process in the PID namespace is gone, so when
-    ``proc`` has exited nothing of the run survives. Then SIGKILL the whole process group."""
+    """SIGKILL the run without waiting. In namespace mode, the namespace's init first: its exit
+    completes only once every process in the PID namespace is gone, so once unshare (``proc``)
+    has been reaped nothing of the run survives. Then the whole process group."""
     if proc.poll() is None and proc.args and "unshare" in proc.args:
         for child in _children(proc.pid):
             try:
                 os.kill(child, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        try:
-            proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -379,13 +375,15 @@ def _collect(procs: list[_Proc], primary: subprocess.Popen, res_r: int | None, l
     finally:
         sel.close()
         for p in procs:
-            p.kill()
-        for p in procs:
-            p.popen.wait()
+            # Close our read ends first: unshare reports its child's death on stderr and would
+            # block on a full pipe (5 s per kill under a stderr flood) instead of exiting.
             p.popen.stdout.close()
             p.popen.stderr.close()
+            p.kill()
         if res_r is not None:
             os.close(res_r)
+        for p in procs:
+            p.popen.wait()
     by = {name: bytes(bufs[fd]) for fd, (name, _) in streams.items()}
     err = by["err"] + (b"\n--- judge ---\n" + by["jerr"] if by.get("jerr") else b"")
     out = by["out"].decode(errors="replace")
