@@ -17,6 +17,7 @@ and a per-run random nonce that only the harness writes after a test passed.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -297,7 +298,25 @@ def run_python(
                 p.popen.wait()
             if p.cgroup is not None:
                 p.cgroup.remove()
+        if mode == RLIMITS and procs:
+            _remove_orphan_shm()
         shutil.rmtree(jobdir, ignore_errors=True)
+
+
+def _remove_orphan_shm() -> None:
+    """rlimits mode has no IPC namespace: SysV segments made by uid 65534 and no longer attached
+    would outlive the run (holding memory), so remove them."""
+    if os.geteuid() != 0:
+        return
+    try:
+        with open("/proc/sysvipc/shm") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except OSError:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for row in rows:  # key shmid perms size cpid lpid nattch uid gid cuid ...
+        if len(row) > 9 and row[9] == str(_NOBODY) and row[6] == "0":
+            libc.shmctl(int(row[1]), 0, None)  # IPC_RMID
 
 
 def _children(pid: int) -> list[int]:
