@@ -8,9 +8,11 @@ Orphans after a worker kill, a root file takeover through a symlink, memory beyo
 import ctypes
 import glob
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -165,9 +167,10 @@ def test_trainer_keys_unreadable_and_nothing_persists(mode):
 
 
 @needs_ns
-def test_host_unix_sockets_and_fifos_under_tmp_are_unreachable(tmp_path):
-    os.chmod(tmp_path, 0o755)
-    path, fifo = str(tmp_path / "host.sock"), str(tmp_path / "host.fifo")
+def test_host_unix_sockets_and_fifos_under_tmp_are_unreachable():
+    shared = tempfile.mkdtemp(prefix="dlrl-test-sock-", dir="/tmp")
+    os.chmod(shared, 0o755)  # reachable by any uid: only the private /tmp may stop the code
+    path, fifo = os.path.join(shared, "host.sock"), os.path.join(shared, "host.fifo")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     os.chmod(path, 0o777)
@@ -187,6 +190,7 @@ def test_host_unix_sockets_and_fifos_under_tmp_are_unreachable(tmp_path):
             server.accept()
     finally:
         server.close()
+        shutil.rmtree(shared)
 
 
 @needs_ns
