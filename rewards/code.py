@@ -150,7 +150,7 @@ def code_reward(
     left = budget.remaining()
     if left is not None and n:
         left = max(0.0, left * 0.85 - 0.5)  # margin for start-up and the reply
-        per = min(per, left * workers / n)  # fair share: a few infinite loops cannot starve the rest
+        per = min(per, left / math.ceil(n / workers))  # fair share: infinite loops cannot starve the rest
         deadline = time.monotonic() + left
     else:
         deadline = None
