@@ -14,7 +14,8 @@ Sequence (each step happens before any untrusted code runs):
      every other mount read-only (a mount that cannot be made read-only fails the run);
   4. drop privileges: root -> uid/gid 65534; in a user namespace -> a nested user
      namespace; re-arm the parent-death signal (a uid change clears it); join a fresh
-     session keyring and clear the user keyrings; PR_SET_NO_NEW_PRIVS; the judge also
+     session keyring and clear the user keyrings; PR_SET_NO_NEW_PRIVS; a seccomp filter
+     that refuses new user namespaces (x86_64); the judge also
      becomes non-dumpable (a same-uid candidate cannot ptrace it or read its memory);
   5. resource limits (CPU, address space, file size, processes, open files, no core);
   6. run the role.
@@ -36,7 +37,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
 MNT_DETACH, CLONE_NEWUSER = 2, 0x10000000
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 4, 38, 22, 2
 KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_CLEAR = 1, 7
 KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -4, -5
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
@@ -149,6 +150,44 @@ def _fresh_keyrings():
         _keyctl(KEYCTL_CLEAR, ring)
 
 
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _deny_user_namespaces():
+    """seccomp: unshare/clone with CLONE_NEWUSER fail with EPERM (a nested user namespace would
+    give the code every capability inside it, and a large kernel attack surface); clone3 reports
+    ENOSYS so libc falls back to clone; x32 and 32-bit syscalls kill the process (they would
+    bypass the syscall numbers checked here). x86_64 only; elsewhere this is a no-op."""
+    if platform.machine() != "x86_64":
+        return
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    kill, allow, eperm, enosys = 0x80000000, 0x7FFF0000, 0x50000 | errno.EPERM, 0x50000 | errno.ENOSYS
+    prog = [
+        (ld, 0, 0, 4),  # 0: arch
+        (jeq, 1, 0, 0xC000003E),  # 1: x86_64 -> 3
+        (ret, 0, 0, kill),  # 2
+        (ld, 0, 0, 0),  # 3: syscall number
+        (jge, 0, 1, 0x40000000),  # 4: x32 -> 5 else 6
+        (ret, 0, 0, kill),  # 5
+        (jeq, 0, 1, 435),  # 6: clone3 -> 7 else 8
+        (ret, 0, 0, enosys),  # 7
+        (jeq, 1, 0, 272),  # 8: unshare -> 10
+        (jeq, 0, 3, 56),  # 9: clone -> 10 else 13
+        (ld, 0, 0, 16),  # 10: flags (args[0], low 32 bits)
+        (jset, 0, 1, CLONE_NEWUSER),  # 11: -> 12 else 13
+        (ret, 0, 0, eperm),  # 12
+        (ret, 0, 0, allow),  # 13
+    ]
+    arr = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
+    fprog = _SockFprog(len(prog), arr)
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "prctl(SECCOMP)")
+
+
 def _drop_privileges(job):
     if job["drop"] == "setuid":
         os.setgroups([])
@@ -160,6 +199,7 @@ def _drop_privileges(job):
     _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")
     _fresh_keyrings()
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    _deny_user_namespaces()
     if job["role"] == "judge":
         _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
 

@@ -224,3 +224,18 @@ def test_stale_job_dirs_are_swept(tmp_path):
     os.makedirs(os.path.join(stale, "w"))
     sandbox.sweep_stale()
     assert not os.path.exists(stale)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the seccomp filter is x86_64-only")
+@pytest.mark.parametrize("mode", MODES)
+def test_nested_user_namespaces_are_refused(mode):
+    code = (
+        "import ctypes, os, subprocess\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('unshare', libc.unshare(0x10000000), ctypes.get_errno())\n"
+        "r = subprocess.run(['unshare', '--user', '--map-root-user', 'id', '-u'], capture_output=True, text=True)\n"
+        "print('cmd', r.returncode, r.stdout.strip())\n"
+        "print('fork ok', subprocess.run(['true']).returncode)\n"
+    )
+    res = run_python(code, limits=LIMITS, mode=mode)
+    assert "unshare -1 1" in res.stdout, res.stdout + res.stderr
+    assert "cmd 0" not in res.stdout and "fork ok 0" in res.stdout
