@@ -1,6 +1,7 @@
 """Run untrusted Python (model-written code) in a sandboxed subprocess.
 
-Two modes, picked once per process (``$DLRL_SANDBOX`` = auto | namespaces | rlimits):
+Two modes, picked once per process (``$DLRL_SANDBOX`` = auto | namespaces | rlimits |
+require_isolation; the last = namespaces plus per-run cgroups, or an error):
 
 * ``namespaces`` (default where ``unshare(1)`` works: as root, or as a user with
   unprivileged user namespaces): new PID, network, mount, IPC and UTS namespaces;
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -178,8 +180,8 @@ class _Proc:
     def __init__(self, popen: subprocess.Popen, cgroup: _cgroup.RunCgroup | None) -> None:
         self.popen, self.cgroup = popen, cgroup
 
-    def kill(self) -> None:
-        _kill(self.popen)
+    def kill(self, wait: bool = False) -> None:
+        _kill(self.popen, wait)
         if self.cgroup is not None:
             self.cgroup.kill()
 
@@ -292,10 +294,11 @@ def run_python(
     finally:
         for fd in to_close:
             os.close(fd)
-        for p in procs:
-            p.kill()
-            if p.popen.poll() is None:
-                p.popen.wait()
+        for p in procs:  # normally done by _collect already; this covers an exception on the way
+            p.popen.stdout.close()
+            p.popen.stderr.close()
+            p.kill(wait=True)
+            p.popen.wait()
             if p.cgroup is not None:
                 p.cgroup.remove()
         if mode == RLIMITS and procs:
@@ -333,16 +336,25 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    """SIGKILL the run without waiting. In namespace mode, the namespace's init first: its exit
-    completes only once every process in the PID namespace is gone, so once unshare (``proc``)
-    has been reaped nothing of the run survives. Then the whole process group."""
-    if proc.poll() is None and proc.args and "unshare" in proc.args:
+def _kill(proc: subprocess.Popen, wait: bool = False) -> None:
+    """SIGKILL the run. In namespace mode, the namespace's init: its exit completes only once
+    every process in the PID namespace is gone, and unshare (``proc``) reaps it, so once ``proc``
+    has exited nothing of the run survives (and no zombie is left to the host's init). With
+    ``wait`` (our pipe ends must be closed: unshare reports the death on stderr), wait for that,
+    then SIGKILL the whole process group."""
+    ns = proc.args and "unshare" in proc.args
+    if proc.poll() is None and ns:
         for child in _children(proc.pid):
             try:
                 os.kill(child, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        if not wait:
+            return
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -398,7 +410,7 @@ def _collect(procs: list[_Proc], primary: subprocess.Popen, res_r: int | None, l
             # block on a full pipe (5 s per kill under a stderr flood) instead of exiting.
             p.popen.stdout.close()
             p.popen.stderr.close()
-            p.kill()
+            p.kill(wait=True)
         if res_r is not None:
             os.close(res_r)
         for p in procs:
@@ -444,10 +456,14 @@ def sandbox_mode() -> str:
         return _mode
 
 
+REQUIRE = "require_isolation"
+
+
 def _detect_mode() -> str:
     wanted = os.environ.get("DLRL_SANDBOX", "auto").strip().lower()
-    if wanted not in ("auto", NAMESPACES, RLIMITS):
-        raise ValueError(f"DLRL_SANDBOX={wanted!r}: expected auto, namespaces or rlimits")
+    choices = ("auto", NAMESPACES, RLIMITS, REQUIRE)
+    if wanted not in choices:
+        raise ValueError(f"DLRL_SANDBOX={wanted!r}: expected one of {', '.join(choices)}")
     if wanted == RLIMITS:
         logger.warning(
             "code sandbox: rlimits mode forced by DLRL_SANDBOX; no network or filesystem "
@@ -458,13 +474,25 @@ def _detect_mode() -> str:
     if shutil.which("unshare") and sys.platform.startswith("linux"):
         probe = run_python("import socket\nprint('ok')", limits=SandboxLimits(timeout=20), mode=NAMESPACES)
         if probe.returncode == 0 and probe.stdout.strip() == "ok":
+            if wanted == REQUIRE and not _cgroup.available():
+                raise RuntimeError(
+                    "DLRL_SANDBOX=require_isolation but no writable cgroup (v2 with memory+pids "
+                    "delegated, or v1): memory_mb would bind per process only; see docs/sandbox.md"
+                )
             return NAMESPACES
         reason = (probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"])[-1]
-    if wanted == NAMESPACES:
-        raise RuntimeError(f"DLRL_SANDBOX=namespaces but namespaces are unavailable: {reason}")
-    logger.warning(
-        "code sandbox: Linux namespaces unavailable (%s); running in the weaker 'rlimits' mode: "
-        "no network or filesystem isolation, see docs/sandbox.md",
-        reason,
+    if wanted in (NAMESPACES, REQUIRE):
+        raise RuntimeError(f"DLRL_SANDBOX={wanted} but namespaces are unavailable: {reason}")
+    msg = (
+        f"code sandbox: Linux namespaces unavailable ({reason}); running model-written code in the "
+        "WEAKER 'rlimits' mode: no network or filesystem isolation"
+        + (", and AS ROOT (uid 65534 cannot reach the interpreter)" if _rlimits_runs_as_root() else "")
+        + ". Set DLRL_SANDBOX=require_isolation to refuse this; see docs/sandbox.md"
     )
+    logger.warning("%s\n%s\n%s", "!" * 72, msg, "!" * 72)
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
     return RLIMITS
+
+
+def _rlimits_runs_as_root() -> bool:
+    return os.geteuid() == 0 and not _nobody_can_run_python()

@@ -239,3 +239,17 @@ def test_nested_user_namespaces_are_refused(mode):
     res = run_python(code, limits=LIMITS, mode=mode)
     assert "unshare -1 1" in res.stdout, res.stdout + res.stderr
     assert "cmd 0" not in res.stdout and "fork ok 0" in res.stdout
+
+
+def test_auto_fallback_warns_loudly_and_require_isolation_refuses(monkeypatch, caplog):
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)  # as if unshare were missing
+    monkeypatch.setenv("DLRL_SANDBOX", "auto")
+    with caplog.at_level("WARNING", logger="dlrl.rewards.sandbox"), pytest.warns(RuntimeWarning, match="WEAKER"):
+        assert sandbox._detect_mode() == sandbox.RLIMITS
+    assert "require_isolation" in caplog.text
+    monkeypatch.setenv("DLRL_SANDBOX", "require_isolation")
+    with pytest.raises(RuntimeError, match="require_isolation"):
+        sandbox._detect_mode()
+    monkeypatch.setenv("DLRL_SANDBOX", "bogus")
+    with pytest.raises(ValueError, match="require_isolation"):
+        sandbox._detect_mode()
