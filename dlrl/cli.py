@@ -29,6 +29,9 @@ def _train_parser(prog: str) -> argparse.ArgumentParser:
         help="override a recipe key (repeatable; dotted keys reach sections: model.path=…)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in output_dir (its checkpoints, metrics)"
+    )
     return p
 
 
@@ -86,5 +89,5 @@ def _train(rest: list[str]) -> int:
     args = _train_parser("dlrl train").parse_args(rest)
     from dlrl.train import run_recipe
 
-    run_recipe(args.recipe, args.overrides, resume=args.resume)
+    run_recipe(args.recipe, args.overrides, resume=args.resume, overwrite=args.overwrite)
     return 0

@@ -162,6 +162,10 @@ def parse_recipe(
         raw[key] = value = _coerce(value, fields[key])
         _check_type(key, value, fields[key])
     ds = sections["dataset"] or DatasetSpec()
+    if ds.path is not None and ds.task is not None:
+        raise ConfigError(
+            f"dataset.path={ds.path!r} and dataset.task={ds.task!r} are both set; keep one of them"
+        )
     if kind == "grpo" and ds.path is None and ds.task is None:
         raise ConfigError(
             "dataset needs either dataset.path (a local file/dir) or dataset.task (a synthetic task)"

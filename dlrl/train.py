@@ -40,9 +40,16 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
     return DiffusionGRPOTrainer(model, tokenizer, funcs, records, config, lora=recipe.lora)
 
 
-def run_recipe(path: str | Path, overrides: list[str] | None = None, resume: bool = False) -> dict:
+def run_recipe(
+    path: str | Path, overrides: list[str] | None = None, resume: bool = False, overwrite: bool = False
+) -> dict:
+    from dlrl.trainer.preflight import validate_before_load
+    from dlrl.trainer.run_dir import prepare_output_dir
+
     recipe, config, funcs = prepare_recipe(path, overrides, resume)
-    trainer = build_trainer(recipe, config, funcs)
+    records = validate_before_load(recipe, config, funcs)  # data and reward columns: no weights yet
+    prepare_output_dir(config.output_dir, resume=config.resume, overwrite=overwrite or config.overwrite_output_dir)
+    trainer = build_trainer(recipe, config, funcs, records=records)
     try:
         return trainer.train()
     finally:

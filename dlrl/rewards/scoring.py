@@ -4,8 +4,10 @@ A reward that raises, hangs (pool mode), returns the wrong length or a non-numbe
 costs only its own column for that batch: its values become NaN (= None, "not
 applicable"), the failure is counted per function name and logged, and the run
 goes on (``on_error="zero"``), or the run stops with an error naming the function
-(``on_error="raise"``). Under distributed training every rank builds its own
-scorer and scores only its own completions; nothing is gathered here.
+(``on_error="raise"``). A function that fails on ``max_failed_batches`` batches in a row stops
+the run with its own traceback either way (a missing column would otherwise train at
+reward 0). Under distributed training every rank builds its own scorer and scores only its
+own completions; nothing is gathered here.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import math
 import pickle
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +114,7 @@ class RewardScorer:
         num_workers: int = 0,
         on_error: str = "zero",
         base_dir: str | None = None,
+        max_failed_batches: int = 0,
     ) -> None:
         if on_error not in ("zero", "raise"):
             raise ConfigError(f"on_error={on_error!r}: expected 'zero' or 'raise'")
@@ -131,6 +135,8 @@ class RewardScorer:
             self._entries.append(_Entry(name, fn, ref))
         self.names = [e.name for e in self._entries]
         self.failures: dict[str, int] = {n: 0 for n in self.names}
+        self.max_failed_batches = int(max_failed_batches)
+        self._streak: dict[str, int] = {n: 0 for n in self.names}  # consecutive failed batches
         self._pool = WorkerPool(self.num_workers) if self.num_workers > 0 else None
 
     def __call__(
@@ -164,7 +170,7 @@ class RewardScorer:
                 try:
                     raw[e.name] = (True, e.fn(**kwargs))
                 except Exception as exc:
-                    raw[e.name] = (False, f"{type(exc).__name__}: {exc}")
+                    raw[e.name] = (False, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}")
         if thread is not None:
             thread.join()
         return self._combine(raw, n)
@@ -180,11 +186,18 @@ class RewardScorer:
                 except ValueError as exc:
                     ok, value = False, str(exc)
             failed = not ok
+            self._streak[name] = self._streak[name] + 1 if failed else 0
             if failed:
                 self.failures[name] += 1
                 first = str(value).splitlines()[0] if str(value) else "failed"
                 if self.on_error == "raise":
                     raise RewardFunctionError(f"reward function {name!r} failed: {first}")
+                if self.max_failed_batches and self._streak[name] >= self.max_failed_batches:
+                    raise RewardFunctionError(
+                        f"reward function {name!r} failed on {self._streak[name]} batches in a row "
+                        f"(reward_max_failed_batches={self.max_failed_batches}); the run would train on "
+                        f"nothing. Its last error:\n{value}"
+                    )
                 logger.warning(
                     "reward function %r failed: %s; its rewards are None for this batch (%d failures so far)",
                     name,

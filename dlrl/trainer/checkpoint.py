@@ -46,7 +46,7 @@ def save_checkpoint(trainer, step: int) -> Path:
     acc.wait_for_everyone()
     if acc.is_main_process:
         (out / STATE_FILE).write_text(json.dumps(trainer.state_dict(), indent=2))
-        _rotate(trainer.args.output_dir, trainer.args.save_total_limit)
+        _rotate(trainer.args.output_dir, trainer.args.save_total_limit, keep=out)
     acc.wait_for_everyone()
     return out
 
@@ -60,9 +60,13 @@ def load_checkpoint(trainer, path: Path) -> None:
         trainer.load_buffer_state(torch.load(buffer, map_location=acc.device, weights_only=False))
 
 
-def _rotate(output_dir, limit: int | None) -> None:
+def _rotate(output_dir, limit: int | None, keep: Path | None = None) -> None:
+    """Delete the oldest checkpoints beyond ``limit``; never ``keep`` (the one just written), even
+    when a checkpoint with a higher step number (another run's) sorts after it."""
     if not limit:
         return
-    found = checkpoints(output_dir)
-    for old in found[: max(0, len(found) - limit)]:
+    keep = Path(keep).resolve() if keep is not None else None
+    others = [p for p in checkpoints(output_dir) if keep is None or p.resolve() != keep]
+    room = max(0, limit - (1 if keep is not None else 0))
+    for old in others[: max(0, len(others) - room)]:
         shutil.rmtree(old, ignore_errors=True)

@@ -144,9 +144,20 @@ class DiffusionGRPOConfig(GRPOConfig):
     on_reward_error: str = field(
         default="zero", metadata={"help": "zero: failed rewards count as 0 and are logged; raise: stop."}
     )
+    reward_max_failed_batches: int = field(
+        default=3,
+        metadata={
+            "help": "Stop (with the function's traceback) when one reward function failed on this many "
+            "batches in a row; 0 = never."
+        },
+    )
     # --- run ----------------------------------------------------------------------------
     resume: bool = field(
         default=False, metadata={"help": "Continue from the newest checkpoint in output_dir."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "A fresh run may replace the run already in output_dir (else it is refused)."},
     )
     log_jsonl: bool = field(default=True, metadata={"help": "Write metrics to output_dir/metrics.jsonl."})
 
@@ -169,6 +180,12 @@ class DiffusionGRPOConfig(GRPOConfig):
         _choice("importance_sampling_level", self.importance_sampling_level, ("token", "sequence"))
         if isinstance(self.scale_rewards, str):
             _choice("scale_rewards", self.scale_rewards, SCALE_REWARDS)
+        if self.block_length <= 0:
+            raise ConfigError(f"block_length={self.block_length} must be > 0")
+        if self.beta < 0:
+            raise ConfigError(f"beta={self.beta} must be >= 0 (the KL penalty's weight; 0 disables it)")
+        if self.reward_max_failed_batches < 0:
+            raise ConfigError(f"reward_max_failed_batches={self.reward_max_failed_batches} must be >= 0")
         if self.gen_length % self.block_length:
             raise ConfigError(
                 f"gen_length={self.gen_length} must be a multiple of block_length={self.block_length}"

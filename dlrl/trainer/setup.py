@@ -106,4 +106,5 @@ def build_scorer(reward_funcs, args, base_dir=None):
         timeout=args.reward_timeout,
         num_workers=args.reward_num_workers,
         on_error=args.on_reward_error,
+        max_failed_batches=getattr(args, "reward_max_failed_batches", 0),
     )
