@@ -57,7 +57,9 @@ def load_checkpoint(trainer, path: Path) -> None:
     trainer.load_state_dict(json.loads((path / STATE_FILE).read_text()))
     buffer = path / f"rollout_buffer_rank{acc.process_index}.pt"
     if buffer.is_file():
-        trainer.load_buffer_state(torch.load(buffer, map_location=acc.device, weights_only=False))
+        # DeepSpeed on CPU reports the device as "cpu:0", which torch.load cannot map to.
+        where = "cpu" if acc.device.type == "cpu" else acc.device
+        trainer.load_buffer_state(torch.load(buffer, map_location=where, weights_only=False))
 
 
 def _rotate(output_dir, limit: int | None, keep: Path | None = None) -> None:
