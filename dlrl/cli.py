@@ -30,7 +30,9 @@ def _train_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
     p.add_argument(
-        "--overwrite", action="store_true", help="replace the run already in output_dir (its checkpoints, metrics)"
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in output_dir (its checkpoints, metrics)",
     )
     return p
 

@@ -48,7 +48,9 @@ def run_recipe(
 
     recipe, config, funcs = prepare_recipe(path, overrides, resume)
     records = validate_before_load(recipe, config, funcs)  # data and reward columns: no weights yet
-    prepare_output_dir(config.output_dir, resume=config.resume, overwrite=overwrite or config.overwrite_output_dir)
+    prepare_output_dir(
+        config.output_dir, resume=config.resume, overwrite=overwrite or config.overwrite_output_dir
+    )
     trainer = build_trainer(recipe, config, funcs, records=records)
     try:
         return trainer.train()

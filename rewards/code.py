@@ -163,7 +163,9 @@ def code_reward(
         try:
             return _score_one(extract_code(texts[i]), rows[i], entries[i], limits)
         except Exception as exc:  # noqa: BLE001 - one completion never voids the batch
-            logger.warning("code_reward: completion %d could not be scored: %s: %s", i, type(exc).__name__, exc)
+            logger.warning(
+                "code_reward: completion %d could not be scored: %s: %s", i, type(exc).__name__, exc
+            )
             return None
 
     with ThreadPoolExecutor(max_workers=workers) as ex:  # threads only wait on sandbox processes

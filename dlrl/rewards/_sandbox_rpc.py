@@ -96,7 +96,7 @@ def encode(v, handles, depth=0):
 def _resolve(v, handles):
     """Decode arguments from the judge: same tags, handles mapped back to objects."""
     if isinstance(v, dict):
-        (tag, x), = v.items()
+        ((tag, x),) = v.items()
         if tag == "h":
             return handles[x]
         if tag == "d":

@@ -45,7 +45,17 @@ _NOBODY = 65534
 _JOB_PREFIX = "dlrl-sbx-"
 # Hidden under an empty tmpfs in namespace mode: home directories and every place where path
 # Unix sockets, FIFOs or shared memory of the host live (a read-only mount does not stop connect()).
-_HIDE = ("/root", "/home", "/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm", "/run/secrets", "/var/run/secrets")
+_HIDE = (
+    "/root",
+    "/home",
+    "/tmp",
+    "/var/tmp",
+    "/run",
+    "/var/run",
+    "/dev/shm",
+    "/run/secrets",
+    "/var/run/secrets",
+)
 NAMESPACES, RLIMITS = "namespaces", "rlimits"
 
 

@@ -46,7 +46,9 @@ def test_malformed_rows_score_none_and_others_still_score(code_rewards):
     ]
     out = code_rewards.code_reward([GOOD] * len(rows), rows, entry_point=[None] * 5 + [None])
     assert out == [None] * 5 + [1.0]
-    assert code_rewards.code_reward([GOOD], ["def check(c):\n    assert c(1, 2) == 3\n"], entry_point=["a b"]) == [None]
+    assert code_rewards.code_reward(
+        [GOOD], ["def check(c):\n    assert c(1, 2) == 3\n"], entry_point=["a b"]
+    ) == [None]
 
 
 def test_stdio_cases_share_one_budget_and_stop_at_a_timeout(code_rewards):

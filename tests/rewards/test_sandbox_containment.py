@@ -70,7 +70,9 @@ def test_no_orphans_after_the_reward_worker_is_killed(mode):
     assert not glob.glob(f"/tmp/dlrl-sbx-{worker_pid}-*"), "job dir of the killed worker left behind"
 
 
-@pytest.mark.skipif(not ROOT_DROP, reason="the rlimits uid drop needs root and an interpreter uid 65534 can reach")
+@pytest.mark.skipif(
+    not ROOT_DROP, reason="the rlimits uid drop needs root and an interpreter uid 65534 can reach"
+)
 def test_no_root_file_takeover_through_a_planted_symlink(tmp_path):
     os.chmod(tmp_path, 0o755)
     victim = tmp_path / "victim"
@@ -123,7 +125,9 @@ def test_sysv_shared_memory_is_unavailable_in_namespace_mode():
 @needs_cgroup
 @pytest.mark.skipif(os.geteuid() != 0, reason="removing leftover segments needs root")
 def test_sysv_shared_memory_is_capped_and_released_in_rlimits_mode():
-    res = run_python(_SHM, limits=SandboxLimits(timeout=4, cpu_seconds=4, memory_mb=256), mode=sandbox.RLIMITS)
+    res = run_python(
+        _SHM, limits=SandboxLimits(timeout=4, cpu_seconds=4, memory_mb=256), mode=sandbox.RLIMITS
+    )
     held = [int(line.split()[1]) for line in res.stdout.splitlines() if line.startswith("held")]
     assert max(held, default=0) <= 256, res.stdout
     with open("/proc/sysvipc/shm") as f:
@@ -139,7 +143,9 @@ _SYS_KEYCTL, _SYS_ADD_KEY = 250, 248
 def test_trainer_keys_unreadable_and_nothing_persists(mode):
     libc = ctypes.CDLL(None, use_errno=True)
     secret, desc = uuid.uuid4().hex, "dlrl-test-" + uuid.uuid4().hex
-    serial = libc.syscall(_SYS_ADD_KEY, b"user", desc.encode(), secret.encode(), len(secret), ctypes.c_long(-3))
+    serial = libc.syscall(
+        _SYS_ADD_KEY, b"user", desc.encode(), secret.encode(), len(secret), ctypes.c_long(-3)
+    )
     if serial < 0:
         pytest.skip(f"cannot add a key here: errno {ctypes.get_errno()}")
     reader = (
@@ -244,7 +250,10 @@ def test_nested_user_namespaces_are_refused(mode):
 def test_auto_fallback_warns_loudly_and_require_isolation_refuses(monkeypatch, caplog):
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)  # as if unshare were missing
     monkeypatch.setenv("DLRL_SANDBOX", "auto")
-    with caplog.at_level("WARNING", logger="dlrl.rewards.sandbox"), pytest.warns(RuntimeWarning, match="WEAKER"):
+    with (
+        caplog.at_level("WARNING", logger="dlrl.rewards.sandbox"),
+        pytest.warns(RuntimeWarning, match="WEAKER"),
+    ):
         assert sandbox._detect_mode() == sandbox.RLIMITS
     assert "require_isolation" in caplog.text
     monkeypatch.setenv("DLRL_SANDBOX", "require_isolation")

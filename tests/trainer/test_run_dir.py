@@ -97,7 +97,9 @@ def test_reward_without_its_column_fails_before_weights_load(tmp_path, capsys, n
 def test_missing_dataset_and_bad_prompt_column_fail_before_weights_load(tmp_path, capsys, no_model_load):
     code, err = _train(tmp_path, capsys, dataset="{path: nowhere.jsonl}")
     assert code == 2 and "nowhere.jsonl" in err
-    code, err = _train(tmp_path, capsys, dataset="{task: arithmetic, num_samples: 4, prompt_column: question}")
+    code, err = _train(
+        tmp_path, capsys, dataset="{task: arithmetic, num_samples: 4, prompt_column: question}"
+    )
     assert code == 2 and "'question'" in err
     code, err = _train(tmp_path, capsys, dataset="{task: arithmetic, path: data.jsonl}")
     assert code == 2 and "both set" in err
