@@ -137,17 +137,20 @@ def _cover_plan(expose: list[str]) -> list[tuple[str, list[str]]]:
     return [(r, [p for p in expose if p == r or p.startswith(r + "/")]) for r in top]
 
 
-def _nproc_budget(limits: SandboxLimits, drop: str) -> int:
-    # RLIMIT_NPROC counts all processes of the uid; for uid 65534 that is ~only ours.
+def _nproc_budget(limits: SandboxLimits, drop: str, cgroup: bool) -> int:
+    """RLIMIT_NPROC counts every process of the uid, so with uid 65534 shared by all sandboxes a
+    per-run value lets one fork bomb starve the others. With a run cgroup, ``pids.max`` caps the
+    run and RLIMIT_NPROC is only a backstop for all sandboxes together."""
+    per_run = limits.max_processes * (64 if cgroup else 1)
     if drop == "setuid" or os.geteuid() == 0:
-        return limits.max_processes
+        return per_run
     try:
         mine = sum(
             1 for p in os.listdir("/proc") if p.isdigit() and os.stat(f"/proc/{p}").st_uid == os.getuid()
         )
     except OSError:
         mine = 0
-    return mine + limits.max_processes
+    return mine + per_run
 
 
 def _command(mode: str, job_path: str) -> tuple[list[str], str]:
@@ -203,7 +206,7 @@ def _spawn(mode, jobdir, role, limits, extra, pass_fds, stdin_file=None) -> _Pro
         "isolate_fs": mode == NAMESPACES,
         "cover": _cover_plan(_python_paths()) if mode == NAMESPACES else [],
         "cgroups": cg.procs_files if cg else [],
-        "limits": {**asdict(limits), "nproc": _nproc_budget(limits, drop)},
+        "limits": {**asdict(limits), "nproc": _nproc_budget(limits, drop, cg is not None)},
     }
     fd = os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:

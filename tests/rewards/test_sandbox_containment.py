@@ -262,3 +262,17 @@ def test_auto_fallback_warns_loudly_and_require_isolation_refuses(monkeypatch, c
     monkeypatch.setenv("DLRL_SANDBOX", "bogus")
     with pytest.raises(ValueError, match="require_isolation"):
         sandbox._detect_mode()
+
+
+@needs_cgroup
+@pytest.mark.parametrize("mode", MODES)
+def test_one_fork_bomb_does_not_starve_other_sandboxes(mode):
+    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    lim = SandboxLimits(timeout=3.0, cpu_seconds=3)
+    t = threading.Thread(target=run_python, args=(bomb,), kwargs={"limits": lim, "mode": mode})
+    t.start()
+    time.sleep(1.0)  # the bomb is at its cap by now
+    honest = "import subprocess\nprint('child', subprocess.run(['true']).returncode)"
+    res = run_python(honest, limits=SandboxLimits(timeout=5.0), mode=mode)
+    t.join()
+    assert "child 0" in res.stdout, res.stderr[-500:]
