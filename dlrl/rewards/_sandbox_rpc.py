@@ -19,6 +19,7 @@ import builtins
 import json
 import os
 import struct
+import sys
 import types
 
 MAX_MESSAGE = 8 << 20  # bytes; a longer reply is treated as an error, not read
@@ -275,19 +276,25 @@ class Remote:
 
 
 def judge_namespace(link, names):
-    """The judge's globals: candidate values by value, functions/objects as stubs, modules
-    re-imported here (the candidate's copies may be patched)."""
+    """The judge's globals: candidate values by value, functions/objects as stubs. Names of
+    standard-library modules are bound to the judge's own import whatever the candidate put
+    there (its copy may be patched or fake), and names of builtins are never taken from the
+    candidate (a top-level ``abs = lambda x: 0`` must not change how a test computes)."""
     import importlib
 
     if type(names) is not dict:
         raise RemoteError("malformed name table")
     g = {"__name__": "__main__", "__builtins__": builtins}
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
     for name, v in names.items():
-        if type(name) is not str:
+        if type(name) is not str or hasattr(builtins, name):
             continue
-        if type(v) is dict and set(v) == {"m"} and type(v["m"]) is str:
+        module = v["m"] if type(v) is dict and set(v) == {"m"} and type(v["m"]) is str else None
+        if name in stdlib:
+            module = name
+        if module is not None:
             try:
-                g[name] = importlib.import_module(v["m"])
+                g[name] = importlib.import_module(module)
             except Exception:
                 pass
             continue

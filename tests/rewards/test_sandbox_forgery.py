@@ -114,7 +114,26 @@ def add(a, b):
     return 0
 """
 
+_SHADOW_BUILTIN = """
+abs = lambda x: 0
+def area(r):
+    return 0.0
+"""
+
+_FAKE_MODULE = """
+class FakeMath:
+    def isclose(self, *a, **k):
+        return True
+math = FakeMath()
+def area(r):
+    return 0.0
+"""
+# HumanEval-style: the test uses a module the prompt (= the candidate's code) imported.
+USES_CANDIDATE_IMPORT = ["assert math.isclose(area(1.0), 3.14159, rel_tol=1e-4)"]
+
 ATTACKS = {
+    "shadow_builtin": (_SHADOW_BUILTIN, AREA_TESTS[1:]),
+    "fake_module_name": (_FAKE_MODULE, USES_CANDIDATE_IMPORT),
     "frame_nonce": (_FRAME_NONCE, ADD_TESTS),
     "swap_tests": (_SWAP_TESTS, ADD_TESTS),
     "settrace_jump": (_SETTRACE_JUMP, ADD_TESTS),
@@ -141,6 +160,10 @@ def test_honest_solutions_still_pass(mode):
     assert res.passed == [0, 1, 2], res.stderr
     res = run_python("import math\ndef area(r):\n    return math.pi * r * r", tests=AREA_TESTS, mode=mode)
     assert res.passed == [0, 1], res.stderr
+    res = run_python(
+        "import math\ndef area(r):\n    return math.pi * r * r", tests=USES_CANDIDATE_IMPORT, mode=mode
+    )
+    assert res.passed == [0], res.stderr
 
 
 def test_judge_calls_objects_methods_and_sees_exceptions():
