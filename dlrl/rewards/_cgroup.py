@@ -162,11 +162,13 @@ def create(memory_mb: int, max_processes: int) -> RunCgroup | None:
                 "v1-pids": [("pids.max", str(max_processes))],
             }[kind]
             for key, value in settings:
-                path = os.path.join(d, key)
-                if key in ("memory.swap.max", "memory.memsw.limit_in_bytes") and not os.path.exists(path):
-                    continue  # no swap accounting on this kernel
-                with open(path, "w") as f:
-                    f.write(value)
+                try:
+                    with open(os.path.join(d, key), "w") as f:
+                        f.write(value)
+                except OSError:
+                    if key in ("memory.swap.max", "memory.memsw.limit_in_bytes"):
+                        continue  # no swap accounting on this kernel: the memory cap still holds
+                    raise
     except OSError:
         RunCgroup(made).remove()
         return None

@@ -336,6 +336,7 @@ def sandbox_mode() -> str:
     global _mode
     with _mode_lock:
         if _mode is None:
+            sweep_stale()  # leftovers of an earlier process that died mid-run (e.g. a killed trainer)
             _mode = _detect_mode()
         return _mode
 
