@@ -6,14 +6,18 @@ require_isolation; the last = namespaces plus per-run cgroups, or an error):
 * ``namespaces`` (default where ``unshare(1)`` works: as root, or as a user with
   unprivileged user namespaces): new PID, network, mount, IPC and UTS namespaces;
   every mount read-only except a size-capped tmpfs sandbox dir; home directories
-  hidden; uid 65534 (root) or a nested user namespace (non-root); rlimits.
+  hidden; private empty /tmp, /var/tmp, /run, /dev/shm; no SysV shm; uid 65534 (root)
+  or a nested user namespace (non-root); rlimits.
 * ``rlimits`` (fallback; a warning is logged at start-up): separate session,
   rlimits, clean environment, uid 65534 when root and the interpreter is reachable
   for it. No network or filesystem isolation. See docs/sandbox.md for the exact list.
 
-Every run: a fresh temporary directory, a clean environment, wall-clock timeout
-with the whole process group (and PID namespace) killed, stdout/stderr capped,
-and a per-run random nonce that only the harness writes after a test passed.
+Every run: fresh job directories, a clean environment, a per-run cgroup (memory and
+process caps) where one can be made, fresh keyrings, a seccomp filter against new user
+namespaces, a wall-clock timeout after which every process of the run is killed, capped
+stdout/stderr. Assert-style tests run in a separate judge process that calls the code's
+functions and compares plain values itself (``_sandbox_rpc``); only the judge holds the
+result pipe and its per-run nonce.
 """
 
 from __future__ import annotations
