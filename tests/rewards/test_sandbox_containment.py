@@ -276,3 +276,13 @@ def test_one_fork_bomb_does_not_starve_other_sandboxes(mode):
     res = run_python(honest, limits=SandboxLimits(timeout=5.0), mode=mode)
     t.join()
     assert "child 0" in res.stdout, res.stderr[-500:]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stderr_flood_does_not_delay_the_kill(mode):
+    flood = "import sys\nwhile True:\n    sys.stderr.write('x' * 100000)"
+    for tests in ((), ("assert True",)):
+        start = time.monotonic()
+        res = run_python(flood, tests=tests, limits=SandboxLimits(timeout=1.0, cpu_seconds=2), mode=mode)
+        assert res.timed_out and res.output_truncated
+        assert time.monotonic() - start < 3.0  # was 6 s: unshare blocked on the full stderr pipe
