@@ -94,3 +94,28 @@ def test_user_preset_file_yaml_and_py(tmp_path):
     y.write_text("source: {name: x}\nprompt: p\ngrader: g\nprompts: typo\n")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['prompts'\]; valid: .*prompt"):
         get_preset(str(y))
+
+
+@pytest.mark.parametrize(
+    "dataset, needle",
+    [
+        ("{name: DATA, columns: {query: prompt}}", "no column 'query' (dataset.columns); columns: answer, question"),
+        ("{preset: gsm9k}", "preset 'gsm9k' is unknown; valid: code_rl, countdown, gsm8k"),
+        ("{preset: gsm8k, name: REPO, config: main, split: validation}", "validation"),
+    ],
+)
+def test_train_bad_data_exits_2_before_the_model_loads(dataset, needle, tmp_path, monkeypatch, capsys):
+    """The model id is not loadable (offline, empty cache): the data error must come first."""
+    from dlrl.cli import main as cli_main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    data = write_jsonl(tmp_path / "gsm8k.jsonl", [{"question": "1+1?", "answer": "#### 2"}] * 4)
+    recipe = tmp_path / "r.yaml"
+    repo = write_gsm8k_repo(tmp_path / "gsm8k", n_train=4, n_test=2)
+    dataset = dataset.replace("DATA", str(data)).replace("REPO", str(repo))
+    recipe.write_text(f"model: {{path: no-org/no-such-model}}\ndataset: {dataset}\n"
+                      "reward_funcs: [rewards/toy.py:target_share_reward]\nmax_steps: 1\n")  # fmt: skip
+    assert cli_main(["train", str(recipe)]) == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("dlrl: error")]
+    assert len(errors) == 1 and needle in errors[0] and "no-such-model" not in errors[0]
