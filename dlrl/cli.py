@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return export_main(rest)
         print(
-            f"dlrl: unknown command {command!r}; valid: train, sft, eval, export, bench, plot, demo", file=sys.stderr
+            f"dlrl: unknown command {command!r}; valid: train, sft, eval, export, bench, plot, demo",
+            file=sys.stderr,
         )
         return EXIT_USAGE
     except DLRLError as err:

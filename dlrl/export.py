@@ -97,7 +97,9 @@ def _push(out: Path, repo_id: str, private: bool) -> None:
         api.upload_folder(folder_path=str(out), repo_id=repo_id)
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DLRLError(f"push to {repo_id!r} failed (log in with `hf auth login` or set HF_TOKEN): {first}") from None
+        raise DLRLError(
+            f"push to {repo_id!r} failed (log in with `hf auth login` or set HF_TOKEN): {first}"
+        ) from None
     print(f"pushed {out} to https://huggingface.co/{repo_id}")
 
 

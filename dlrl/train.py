@@ -35,12 +35,18 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
     spec = recipe.model
     if records is None:  # data errors (missing column, unknown split) surface before the model loads
         records = load_records(recipe.dataset, recipe.base_dir)
-    tokenizer = load_tokenizer(spec.tokenizer or spec.path, revision=None if spec.tokenizer else spec.revision)
+    tokenizer = load_tokenizer(
+        spec.tokenizer or spec.path, revision=None if spec.tokenizer else spec.revision
+    )
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(spec.dtype)
     if spec.dtype == "auto":
         dtype = torch.bfloat16 if (config.bf16 and torch.cuda.is_available()) else torch.float32
     model = load_model(
-        spec.path, family=spec.family, dtype=dtype, tokenizer=tokenizer, mask_token_id=spec.mask_token_id,
+        spec.path,
+        family=spec.family,
+        dtype=dtype,
+        tokenizer=tokenizer,
+        mask_token_id=spec.mask_token_id,
         revision=spec.revision,
     )
     config.prompt_column = recipe.dataset.prompt_column

@@ -54,8 +54,18 @@ def test_export_merges_lora_and_reloads_natively_with_equal_logits(lora_run, cap
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model_type"] == "llada" and cfg["architectures"] == ["LLaDAModelLM"]
     assert cfg["auto_map"]["AutoModel"] == "GSAI-ML/LLaDA-8B-Instruct--modeling_llada.LLaDAModelLM"
-    for key in ("d_model", "n_layers", "n_heads", "mlp_hidden_size", "vocab_size", "embedding_size",
-                "mask_token_id", "rope_theta", "block_type", "weight_tying"):
+    for key in (
+        "d_model",
+        "n_layers",
+        "n_heads",
+        "mlp_hidden_size",
+        "vocab_size",
+        "embedding_size",
+        "mask_token_id",
+        "rope_theta",
+        "block_type",
+        "weight_tying",
+    ):
         assert key in cfg
     # tokenizer + the checkpoint's chat template and end tokens survive
     tok = load_tokenizer(out)

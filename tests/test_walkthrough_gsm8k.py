@@ -60,8 +60,13 @@ def test_walkthrough_at_tiny_scale_offline(tmp_path, monkeypatch, capsys):
     assert cli_main(["eval", str(run), "--benchmark", "gsm8k,sudoku", "--source", f"gsm8k={gsm8k}",
                      "--n", "3", "--gen-lengths", "16", "--out-dir", str(out)]) == 0  # fmt: skip
     table = (out / "results.md").read_text()
-    assert re.search(r"\| gsm8k \| accuracy \| \d+\.\d \| 3 \|", table) and "| sudoku | mean_reward |" in table
-    assert {r["benchmark"] for r in json.loads((out / "results.json").read_text())["results"]} == {"gsm8k", "sudoku"}
+    assert (
+        re.search(r"\| gsm8k \| accuracy \| \d+\.\d \| 3 \|", table) and "| sudoku | mean_reward |" in table
+    )
+    assert {r["benchmark"] for r in json.loads((out / "results.json").read_text())["results"]} == {
+        "gsm8k",
+        "sudoku",
+    }
 
     # 5. export and reload natively: the same logits as the trained model (base + adapter, merged)
     exported = tmp_path / "exports" / "llada8b-gsm8k"

@@ -96,7 +96,9 @@ def _read_file(p: Path, split: str) -> list[dict]:
         from datasets import Dataset
 
         return Dataset.from_parquet(str(p)).to_list()
-    raise DLRLError(f"dataset {str(p)!r}: unsupported format {suffix!r}; use {', '.join(FILE_SUFFIXES)} or a directory")
+    raise DLRLError(
+        f"dataset {str(p)!r}: unsupported format {suffix!r}; use {', '.join(FILE_SUFFIXES)} or a directory"
+    )
 
 
 def apply_columns(records: list[dict], mapping: dict | None, where: str = "dataset.columns") -> list[dict]:
@@ -106,9 +108,7 @@ def apply_columns(records: list[dict], mapping: dict | None, where: str = "datas
     have = set(records[0]) if records else set()
     missing = [k for k in mapping if k not in have]
     if missing:
-        raise DLRLError(
-            f"dataset has no column {missing[0]!r} ({where}); columns: {', '.join(sorted(have))}"
-        )
+        raise DLRLError(f"dataset has no column {missing[0]!r} ({where}); columns: {', '.join(sorted(have))}")
     return [{mapping.get(k, k): v for k, v in r.items()} for r in records]
 
 

@@ -20,7 +20,9 @@ from dlrl.evaluation.accuracy import generate_texts, grader_name, score
 from dlrl.evaluation.report import _finite
 from dlrl.evaluation.settings import DecodingSetting
 
-D1_PROTOCOL = "d1 protocol: low_confidence remasking, greedy (temperature 0), block 32, steps = gen_length / 2"
+D1_PROTOCOL = (
+    "d1 protocol: low_confidence remasking, greedy (temperature 0), block 32, steps = gen_length / 2"
+)
 
 
 @dataclass
@@ -41,7 +43,9 @@ def d1_setting(gen_length: int, block_length: int = 32, steps: int | None = None
     )  # fmt: skip
 
 
-def load_benchmarks(names: list[str], *, sources: dict | None = None, n: int | None = None) -> list[Benchmark]:
+def load_benchmarks(
+    names: list[str], *, sources: dict | None = None, n: int | None = None
+) -> list[Benchmark]:
     """Presets + their eval records. Runs before any model loads: bad names fail here."""
     from dlrl.data import preset_records
     from dlrl.presets import get_preset
@@ -132,7 +136,11 @@ def run_benchmarks(
                 merged = {**_read_done(out_dir, bench.name, gen), **{int(r["i"]): r for r in gathered}}
                 rows.append(_summarise(bench, gen, setting, merged, seconds, grader))
             state.wait_for_everyone()
-    result = {"protocol": D1_PROTOCOL, "meta": dict(meta or {}, processes=state.num_processes), "results": rows}
+    result = {
+        "protocol": D1_PROTOCOL,
+        "meta": dict(meta or {}, processes=state.num_processes),
+        "results": rows,
+    }
     if state.is_main_process:
         (out_dir / "results.json").write_text(json.dumps(_finite(result), indent=2) + "\n")
         (out_dir / "results.md").write_text(results_table(result) + "\n")
@@ -141,7 +149,9 @@ def run_benchmarks(
     return result
 
 
-def _summarise(bench: Benchmark, gen: int, setting: DecodingSetting, done: dict, seconds: float, grader) -> dict:
+def _summarise(
+    bench: Benchmark, gen: int, setting: DecodingSetting, done: dict, seconds: float, grader
+) -> dict:
     n = len(bench.records)
     values = [done[i]["reward"] for i in range(n) if i in done and done[i]["reward"] is not None]
     if bench.preset.metric == "mean_reward":
@@ -160,7 +170,10 @@ def results_table(result: dict) -> str:
     rows = result["results"]
     gens = sorted({r["gen_length"] for r in rows})
     head = ["benchmark", "metric", *[f"gen {g}" for g in gens], "n"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|",
+    ]
     for name in dict.fromkeys(r["benchmark"] for r in rows):
         mine = {r["gen_length"]: r for r in rows if r["benchmark"] == name}
         any_row = next(iter(mine.values()))

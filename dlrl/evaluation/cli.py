@@ -54,16 +54,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float)
     p.add_argument("--num-samples", type=int, default=1, help="completions per prompt (pass@k)")
     p.add_argument("--cache", default="none")
-    p.add_argument("--batch-size", type=int, default=None, help="prompts per generate call (default 64; --benchmark: 8, as d1)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="prompts per generate call (default 64; --benchmark: 8, as d1)",
+    )
     p.add_argument("--ppl-samples", type=int, default=0, help="K > 0: also MC-ELBO perplexity with K samples")
     p.add_argument("--trained", action="store_true", help="recipe form: evaluate output_dir, not model.path")
     p.add_argument("--out", help="write results JSON here")
     b = p.add_argument_group("benchmarks (d1 protocol)")
-    b.add_argument("--benchmark", help="comma-separated presets: gsm8k,math500,countdown,sudoku,humaneval,mbpp,… or preset files")
-    b.add_argument("--gen-lengths", help="comma-separated generation lengths (default: the preset's, d1: 128,256,512)")
-    b.add_argument("--source", action="append", default=[], metavar="PRESET=ID_OR_PATH",
-                   help="evaluate a preset on another dataset id / local file / repo (repeatable)")
-    b.add_argument("--out-dir", default="eval_results", help="results.md, results.json and resumable partial/")
+    b.add_argument(
+        "--benchmark",
+        help="comma-separated presets: gsm8k,math500,countdown,sudoku,humaneval,mbpp,… or preset files",
+    )
+    b.add_argument(
+        "--gen-lengths", help="comma-separated generation lengths (default: the preset's, d1: 128,256,512)"
+    )
+    b.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PRESET=ID_OR_PATH",
+        help="evaluate a preset on another dataset id / local file / repo (repeatable)",
+    )
+    b.add_argument(
+        "--out-dir", default="eval_results", help="results.md, results.json and resumable partial/"
+    )
     b.add_argument("--revision", help="hub revision of MODEL")
     return p
 
@@ -117,6 +134,7 @@ def _load_records(args, defaults: dict) -> tuple[list[dict], list | None]:
 
 def _benchmark(args, model_path: str) -> int:
     import torch
+
     from dlrl.evaluation.benchmark import D1_PROTOCOL, load_benchmarks, process_state, run_benchmarks
     from dlrl.models import load_model, load_tokenizer
 

@@ -78,5 +78,7 @@ def snapshot(repo_id: str, *, revision: str | None = None, what: str = "model") 
         raise DLRLError(f"{what} {repo_id!r} is not a local directory nor a valid hub id: {err}") from None
     except OSError as err:  # connection errors, disk full, …
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DLRLError(f"{what} {repo_id!r}{at} could not be downloaded ({first}); " + download_hint(repo_id)) from None
+        raise DLRLError(
+            f"{what} {repo_id!r}{at} could not be downloaded ({first}); " + download_hint(repo_id)
+        ) from None
     return Path(path)

@@ -17,7 +17,14 @@ from dlrl.models.families import FamilySpec, detect_family, get_family, require_
 from dlrl.models.interface import MaskedDLM, output_vocab_size
 from dlrl.models.run_dirs import TINY_ALIASES, WEIGHT_FILES, ModelSource, resolve_source
 
-__all__ = ["TINY_ALIASES", "WEIGHT_FILES", "end_token_ids", "load_model", "load_tokenizer", "resolve_model_path"]
+__all__ = [
+    "TINY_ALIASES",
+    "WEIGHT_FILES",
+    "end_token_ids",
+    "load_model",
+    "load_tokenizer",
+    "resolve_model_path",
+]
 
 # End-of-turn / end-of-text tokens of the supported checkpoints. LLaDA-8B-Instruct closes a turn with
 # <|eot_id|> and pads the rest of the canvas with <|endoftext|>: either one ends a completion.
@@ -170,7 +177,9 @@ def _load_module(p: Path, spec: FamilySpec, dtype):
     except DLRLError:
         raise
     except Exception as err:
-        raise DLRLError(f"model: could not load {spec.name} checkpoint from {str(p)!r}: {_first_line(err)}") from None
+        raise DLRLError(
+            f"model: could not load {spec.name} checkpoint from {str(p)!r}: {_first_line(err)}"
+        ) from None
 
 
 def _first_line(err: BaseException) -> str:

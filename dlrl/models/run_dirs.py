@@ -95,7 +95,9 @@ def _from_dir(p: Path, shown: str) -> ModelSource:
         return ModelSource(p)
     if (p / "model").is_dir() and (is_full_model(p / "model") or is_adapter(p / "model")):
         inner = _from_dir(p / "model", shown)
-        return inner if inner.tokenizer or not _has_tokenizer(p) else ModelSource(inner.base, inner.adapter, p)
+        return (
+            inner if inner.tokenizer or not _has_tokenizer(p) else ModelSource(inner.base, inner.adapter, p)
+        )
     if (p / "adapter").is_dir() and is_adapter(p / "adapter"):
         return _adapter_source(p / "adapter", p)
     ckpt = latest_checkpoint_dir(p)
@@ -130,4 +132,3 @@ def _adapter_source(adapter: Path, run_dir: Path) -> ModelSource:
         raise DLRLError(f"adapter {str(adapter)!r}: its base {base!r} is itself an adapter")
     tok = adapter if _has_tokenizer(adapter) else (run_dir if _has_tokenizer(run_dir) else None)
     return ModelSource(base_src.base, adapter, tok or base_src.tokenizer)
-

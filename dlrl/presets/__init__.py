@@ -48,7 +48,9 @@ class Preset:
 
     def __post_init__(self) -> None:
         if self.metric not in ("accuracy", "mean_reward"):
-            raise ConfigError(f"preset {self.name!r}: metric={self.metric!r} is invalid; valid: accuracy, mean_reward")
+            raise ConfigError(
+                f"preset {self.name!r}: metric={self.metric!r} is invalid; valid: accuracy, mean_reward"
+            )
         if not self.source.get("name") and not self.source.get("task"):
             raise ConfigError(f"preset {self.name!r}: source needs 'name' (a dataset id) or 'task'")
 
@@ -105,7 +107,9 @@ def get_preset(name: str) -> Preset:
     if name.endswith((".yaml", ".yml", ".py")):
         p = Path(name).expanduser()
         if not p.is_file():
-            raise ConfigError(f"preset file {name!r} does not exist; built-in presets: {', '.join(builtin_names())}")
+            raise ConfigError(
+                f"preset file {name!r} does not exist; built-in presets: {', '.join(builtin_names())}"
+            )
         return _build(_read_file(p), p.stem)
     file = PRESET_DIR / f"{name}.yaml"
     if not file.is_file():

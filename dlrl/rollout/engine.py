@@ -174,9 +174,7 @@ def _is_end(t: torch.Tensor, end_ids) -> torch.Tensor:
     return torch.isin(t, torch.tensor(list(end_ids), device=t.device, dtype=t.dtype))
 
 
-def _finish_rows(
-    x, unmask, done, P: int, end: int, last_step: int, end_ids, mask_id: int
-) -> torch.Tensor:
+def _finish_rows(x, unmask, done, P: int, end: int, last_step: int, end_ids, mask_id: int) -> torch.Tensor:
     """Rows whose committed completion [P, end) holds an end token are done; their masks become
     the first end id (EOS).
 

@@ -42,9 +42,14 @@ def test_gsm8k_preset_records_grade_the_gold_answer(tmp_path):
     content = records[0]["prompt"][0]["content"]
     assert records[0]["question"] in content and "<answer>" in content and "\\boxed{}" in content
     grade = load_reward_function(preset.grader_spec())
-    good = [f"<reasoning>\nadd\n</reasoning>\n<answer>\n\\boxed{{{r['solution'].split('#### ')[1]}}}\n</answer>" for r in records]
+    good = [
+        f"<reasoning>\nadd\n</reasoning>\n<answer>\n\\boxed{{{r['solution'].split('#### ')[1]}}}\n</answer>"
+        for r in records
+    ]
     assert grade(completions=good, solution=[r["solution"] for r in records]) == [1.0] * 6
-    assert grade(completions=["<answer>\n\\boxed{999}\n</answer>"], solution=[records[0]["solution"]]) == [0.0]
+    assert grade(completions=["<answer>\n\\boxed{999}\n</answer>"], solution=[records[0]["solution"]]) == [
+        0.0
+    ]
 
 
 def test_math_and_code_presets_on_public_shapes(tmp_path):
@@ -89,7 +94,9 @@ def test_user_preset_file_yaml_and_py(tmp_path):
     p = get_preset(str(y))
     assert p.name == "mine" and p.to_record({"q": "hi"})["prompt"] == [{"role": "user", "content": "Q: hi"}]
     py = tmp_path / "mine2.py"
-    py.write_text("PRESET = {'source': {'name': 'x'}, 'prompt': '{a}', 'grader': 'm:f', 'metric': 'mean_reward'}\n")
+    py.write_text(
+        "PRESET = {'source': {'name': 'x'}, 'prompt': '{a}', 'grader': 'm:f', 'metric': 'mean_reward'}\n"
+    )
     assert get_preset(str(py)).metric == "mean_reward"
     y.write_text("source: {name: x}\nprompt: p\ngrader: g\nprompts: typo\n")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['prompts'\]; valid: .*prompt"):
@@ -99,7 +106,10 @@ def test_user_preset_file_yaml_and_py(tmp_path):
 @pytest.mark.parametrize(
     "dataset, needle",
     [
-        ("{name: DATA, columns: {query: prompt}}", "no column 'query' (dataset.columns); columns: answer, question"),
+        (
+            "{name: DATA, columns: {query: prompt}}",
+            "no column 'query' (dataset.columns); columns: answer, question",
+        ),
         ("{preset: gsm9k}", "preset 'gsm9k' is unknown; valid: code_rl, countdown, gsm8k"),
         ("{preset: gsm8k, name: REPO, config: main, split: validation}", "validation"),
     ],

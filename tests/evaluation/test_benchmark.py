@@ -21,7 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_d1_protocol_defaults():
     s = d1_setting(256)
-    assert (s.gen_length, s.block_length, s.steps, s.temperature, s.remasking) == (256, 32, 128, 0.0, "low_confidence")
+    assert (s.gen_length, s.block_length, s.steps, s.temperature, s.remasking) == (
+        256,
+        32,
+        128,
+        0.0,
+        "low_confidence",
+    )
     bench = load_benchmarks(["sudoku"], n=2)[0]
     assert bench.preset.gen_lengths == [128, 256, 512] and bench.preset.metric == "mean_reward"
 
@@ -30,7 +36,6 @@ def test_d1_protocol_defaults():
 def tiny_model():
     tok = load_tokenizer("tiny")
     return load_model("tiny", tokenizer=tok), tok
-
 
 
 def test_resume_generates_only_missing_problems_and_scores_each_once(tiny_model, tmp_path, monkeypatch):
@@ -46,7 +51,11 @@ def test_resume_generates_only_missing_problems_and_scores_each_once(tiny_model,
     import dlrl.evaluation.benchmark as bm
 
     real = bm.generate_texts
-    monkeypatch.setattr(bm, "generate_texts", lambda m, t, prompts, *a, **k: (seen.extend(prompts), real(m, t, prompts, *a, **k))[1])
+    monkeypatch.setattr(
+        bm,
+        "generate_texts",
+        lambda m, t, prompts, *a, **k: (seen.extend(prompts), real(m, t, prompts, *a, **k))[1],
+    )
     resumed = run_benchmarks(model, tok, bench, tmp_path / "resumed", gen_lengths=[32], batch_size=4)
     assert len(seen) == 4  # problems 2..5 only
     assert resumed["results"][0]["value"] == pytest.approx(full["results"][0]["value"])

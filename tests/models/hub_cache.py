@@ -13,7 +13,13 @@ LLADA_CHAT_TEMPLATE = (
     "{{ m['content'] }}<|eot_id|>{% endfor %}"
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
 )
-LLADA_SPECIALS = ["<|startoftext|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|endoftext|>"]
+LLADA_SPECIALS = [
+    "<|startoftext|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|endoftext|>",
+]
 
 
 def build_llada_like(out_dir: str | Path, seed: int = 0, n_layers: int = 2):
@@ -36,8 +42,9 @@ def build_llada_like(out_dir: str | Path, seed: int = 0, n_layers: int = 2):
     return out, tok
 
 
-def add_to_hub_cache(src: str | Path, cache: str | Path, repo_id: str, commit: str, refs=("main",),
-                     repo_type: str = "model") -> Path:
+def add_to_hub_cache(
+    src: str | Path, cache: str | Path, repo_id: str, commit: str, refs=("main",), repo_type: str = "model"
+) -> Path:
     """Copy ``src`` into the hub cache layout at ``commit`` and point ``refs`` at it."""
     root = Path(cache) / f"{repo_type}s--{repo_id.replace('/', '--')}"
     snap = root / "snapshots" / commit

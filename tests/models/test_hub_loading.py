@@ -38,9 +38,13 @@ def test_model_loads_by_id_offline_with_llada_end_tokens(snapshots, monkeypatch)
     eot, eot_text = tok.convert_tokens_to_ids("<|eot_id|>"), tok.convert_tokens_to_ids("<|endoftext|>")
     assert m.eos_token_id == eot_text and set(m.end_token_ids) == {eot, eot_text}
     # the checkpoint's own chat template renders the prompt
-    text = tok.apply_chat_template([{"role": "user", "content": "1+1"}], tokenize=False, add_generation_prompt=True)
-    assert text == "<|startoftext|><|start_header_id|>user<|end_header_id|>\n\n1+1<|eot_id|>" \
-                   "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "1+1"}], tokenize=False, add_generation_prompt=True
+    )
+    assert (
+        text == "<|startoftext|><|start_header_id|>user<|end_header_id|>\n\n1+1<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
 
 
 def test_revision_pins_a_snapshot(snapshots, monkeypatch):
@@ -109,7 +113,11 @@ def test_end_of_turn_token_ends_a_completion():
     prompt = torch.tensor([[5, 6]])
     kw = dict(gen_length=16, block_length=4, steps=16, temperature=0.0)
     plain = generate(dlm, prompt, torch.ones_like(prompt), **kw)
-    stopping = generate(MaskedDLM(module=dlm.module, mask_token_id=3, eos_token_id=2, vocab_size=16,
-                                  stop_token_ids=(eot,)), prompt, torch.ones_like(prompt), **kw)
+    stopping = generate(
+        MaskedDLM(module=dlm.module, mask_token_id=3, eos_token_id=2, vocab_size=16, stop_token_ids=(eot,)),
+        prompt,
+        torch.ones_like(prompt),
+        **kw,
+    )
     assert plain.completion_mask.sum() == 16  # EOS never emitted: the whole canvas counts
     assert stopping.completion_mask.sum() == 1 and stopping.nfe < plain.nfe

@@ -41,7 +41,11 @@ def test_adapter_checkpoint_and_run_dirs_load_base_plus_adapter(lora_run):
     cfg["base_model_name_or_path"] = str(root / "base")
     (root / "run/checkpoint-2/adapter/adapter_config.json").write_text(json.dumps(cfg))
     (root / "run/checkpoint-1/adapter/adapter_config.json").write_text(json.dumps(cfg))
-    for arg, step in ((root / "run", 2), (root / "run/checkpoint-2", 2), (root / "run/checkpoint-1/adapter", 1)):
+    for arg, step in (
+        (root / "run", 2),
+        (root / "run/checkpoint-2", 2),
+        (root / "run/checkpoint-1/adapter", 1),
+    ):
         m = load_model(arg)
         torch.testing.assert_close(m.logits(ids), merged[step], atol=1e-5, rtol=0)
     assert not torch.allclose(merged[1], merged[2])
