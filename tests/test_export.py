@@ -4,6 +4,7 @@ tokenizer + chat template) that dlrl reloads natively with the merged model's lo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,3 +90,26 @@ def test_full_model_dir_exports_unchanged(tmp_path):
     assert cli_main(["export", str(tmp_path / "m"), str(tmp_path / "o")]) == 0
     ids = torch.tensor([[5, 6, 7]])
     assert torch.equal(load_model(tmp_path / "o").logits(ids), model.eval()(input_ids=ids).logits)
+
+
+def test_push_to_hub_uploads_the_export_folder(tmp_path, monkeypatch):
+    """--push-to-hub creates the repo (private by default) and uploads exactly the exported folder."""
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, private, exist_ok):
+            calls.append(("create", repo_id, private, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id):
+            calls.append(("upload", sorted(p.name for p in Path(folder_path).iterdir()), repo_id))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    model, tok = build_random_tiny(2, n_layers=1)
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    assert cli_main(["export", str(tmp_path / "m"), str(tmp_path / "o"), "--push-to-hub", "me/tiny"]) == 0
+    assert calls[0] == ("create", "me/tiny", True, True)
+    assert calls[1][0] == "upload" and calls[1][2] == "me/tiny"
+    assert {"config.json", "model.safetensors", "tokenizer_config.json"} <= set(calls[1][1])

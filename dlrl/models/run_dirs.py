@@ -11,8 +11,9 @@
 
 The run layout (shared with the trainer): ``RUN/model/`` = full model (merged for LoRA) +
 tokenizer; ``RUN/adapter/`` = peft adapter (LoRA); ``RUN/checkpoint-N/`` holds ``adapter/`` or
-``model/`` plus optimizer state; a checkpoint's adapter names its base model in
-``adapter_config.json`` (``base_model_name_or_path``) or in ``dlrl_run.json`` (``base_model``).
+``model/`` plus optimizer state; a checkpoint's adapter names its base model in a metadata file
+(``dlrl_run.json``, ``trainer_state.json`` or ``metadata.json``, key ``base_model`` /
+``base_model_name_or_path`` / ``base_model_path``) or else in ``adapter_config.json``.
 """
 
 from __future__ import annotations
@@ -115,13 +116,32 @@ def _from_dir(p: Path, shown: str) -> ModelSource:
     )
 
 
+METADATA_FILES = (RUN_METADATA, "trainer_state.json", "metadata.json")
+BASE_KEYS = ("base_model", "base_model_name_or_path", "base_model_path")
+
+
+def _recorded_base(*dirs: Path) -> str | None:
+    for d in dirs:
+        for name in METADATA_FILES:
+            f = d / name
+            if not f.is_file():
+                continue
+            try:
+                data = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            for key in BASE_KEYS:
+                if isinstance(data, dict) and isinstance(data.get(key), str) and data[key]:
+                    return data[key]
+    return None
+
+
 def _adapter_source(adapter: Path, run_dir: Path) -> ModelSource:
-    """Adapter dir → its base model (adapter_config.json, else dlrl_run.json next to it / above)."""
+    """Adapter dir → its base model: a run metadata file next to it / in the checkpoint / in the run
+    (the trainer records the id it loaded), else ``adapter_config.json``."""
     base = json.loads((adapter / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
-    for meta in (adapter / RUN_METADATA, run_dir / RUN_METADATA, run_dir.parent / RUN_METADATA):
-        if meta.is_file():
-            base = json.loads(meta.read_text()).get("base_model") or base
-            break
+    recorded = _recorded_base(adapter, run_dir, run_dir.parent)
+    base = recorded or base
     if not base:
         raise DLRLError(
             f"adapter {str(adapter)!r} does not name its base model (base_model_name_or_path in "

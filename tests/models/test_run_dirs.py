@@ -73,3 +73,24 @@ def test_adapter_without_base_and_empty_dir_are_one_line(tmp_path):
     empty.mkdir()
     with pytest.raises(DLRLError, match="holds no model.*checkpoint-N"):
         load_model(empty)
+
+
+def test_recorded_base_model_wins_over_adapter_config(tmp_path):
+    """A run's metadata names the base by id (portable); adapter_config's local path may be stale."""
+    peft_model = apply_lora(load_model("tiny").module, r=4, alpha=8, dropout=0.0)
+    torch.manual_seed(0)
+    for name, p in peft_model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.05)
+    run = tmp_path / "run"
+    peft_model.save_pretrained(run / "checkpoint-3" / "adapter")
+    cfg_path = run / "checkpoint-3/adapter/adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = "/moved/away"
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(DLRLError, match="/moved/away"):
+        load_model(run)
+    (run / "checkpoint-3" / "trainer_state.json").write_text(json.dumps({"step": 3, "base_model": "tiny"}))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    expected = peft_model.merge_and_unload().eval()(input_ids=ids).logits
+    torch.testing.assert_close(load_model(run).logits(ids), expected, atol=1e-5, rtol=0)
