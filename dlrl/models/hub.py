@@ -72,7 +72,8 @@ def snapshot(repo_id: str, *, revision: str | None = None, what: str = "model") 
     except LocalEntryNotFoundError:
         why = "HF_HUB_OFFLINE=1 is set" if hub_offline() else "the hub could not be reached"
         raise DLRLError(
-            f"{what} {repo_id!r}{at} is not in the Hugging Face cache and {why}; " + download_hint(repo_id)
+            f"{what} {repo_id!r}{at} is not a local directory, not in the Hugging Face cache, and {why}; "
+            + download_hint(repo_id)
         ) from None
     except HFValidationError as err:
         raise DLRLError(f"{what} {repo_id!r} is not a local directory nor a valid hub id: {err}") from None
