@@ -35,7 +35,7 @@ def load_records(spec, base_dir: Path | None = None) -> list[dict]:
         raise DLRLError(f"dataset {spec.task or spec.path!r} is empty")
     if spec.prompt_column not in records[0]:
         raise DLRLError(
-            f"dataset has no column {spec.prompt_column!r} (dataset.prompt_column); columns: {', '.join(records[0])}"
+            f"dataset has no column {spec.prompt_column!r} (dataset.prompt_column, or rename one with dataset.columns or use a dataset.preset); columns: {', '.join(records[0])}"
         )
     return records
 
