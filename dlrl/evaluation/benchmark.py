@@ -2,7 +2,8 @@
 
 Protocol (d1, Zhao et al. 2025, ``eval/eval.py``; docs/evaluation.md): every generation length in
 128 / 256 / 512, block length 32, ``steps = gen_length / 2``, greedy (temperature 0),
-low-confidence remasking, the preset's prompt and grader. Data-parallel under ``accelerate launch``:
+low-confidence remasking, the preset's prompt and grader, and the preset's ``eval.prefill``
+(d1: the assistant turn starts with ``<reasoning>``; the graders see it as part of the completion). Data-parallel under ``accelerate launch``:
 rank r generates problems r, r+W, … of those not yet done; results are gathered and every problem is
 scored exactly once. Each rank appends its rows to ``OUT/partial/BENCH-genL.rankR.jsonl`` after every
 batch, so a rerun with the same ``--out-dir`` resumes where the interrupted one stopped (with any
@@ -19,6 +20,7 @@ from pathlib import Path
 from dlrl.evaluation.accuracy import generate_texts, grader_name, score
 from dlrl.evaluation.report import _finite
 from dlrl.evaluation.settings import DecodingSetting
+from dlrl.sft.data import render_prompt
 
 D1_PROTOCOL = (
     "d1 protocol: low_confidence remasking, greedy (temperature 0), block 32, steps = gen_length / 2"
@@ -111,6 +113,7 @@ def run_benchmarks(
     rows = []
     for bench in benchmarks:
         grader = load_reward_function(bench.preset.grader_spec())
+        prefill = str(bench.preset.eval.get("prefill") or "")  # d1: the answer turn opens with <reasoning>
         for gen in gen_lengths or bench.preset.gen_lengths:
             setting = d1_setting(gen, block_length, steps)
             done = _read_done(out_dir, bench.name, gen)
@@ -123,7 +126,9 @@ def run_benchmarks(
                     idx = mine[start : start + batch_size]
                     recs = [bench.records[i] for i in idx]
                     prompts = [r["prompt"] for r in recs]
-                    texts, _, _, _ = generate_texts(model, tokenizer, prompts, setting, batch_size=len(idx))
+                    rendered = [render_prompt(p, tokenizer) + prefill for p in prompts]
+                    texts, _, _, _ = generate_texts(model, tokenizer, rendered, setting, batch_size=len(idx))
+                    texts = [prefill + t for t in texts]  # graders see the whole assistant turn
                     rewards = score([grader], prompts, texts, recs)[grader_name(grader)]
                     for i, text, rew in zip(idx, texts, rewards):
                         row = {"i": i, "reward": rew, "completion": text}
@@ -161,7 +166,8 @@ def _summarise(
     return {
         "benchmark": bench.name, "gen_length": gen, "metric": bench.preset.metric, "value": value,
         "n": n, "scored": len(values), "source": bench.source, "grader": grader_name(grader),
-        "settings": asdict(setting), "seconds": round(seconds, 2), "paper": bench.preset.paper,
+        "settings": asdict(setting), "prefill": bench.preset.eval.get("prefill"),
+        "seconds": round(seconds, 2), "paper": bench.preset.paper,
     }  # fmt: skip
 
 

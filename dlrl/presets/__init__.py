@@ -11,7 +11,8 @@ rewards read), ``system_prompt`` (null = none), ``prompt`` (a ``str.format`` tem
 columns; list-of-strings columns are joined with newlines), ``parser`` (how the answer is
 extracted, for the docs), ``rewards`` (training reward specs), ``grader`` (the accuracy reward),
 ``metric`` (``accuracy`` = share of completions with grader reward ≥ 1; ``mean_reward`` = mean
-grader reward, e.g. Sudoku cell accuracy), ``eval`` (``gen_lengths``, ``block_length``, ``n``, ``seed``),
+grader reward, e.g. Sudoku cell accuracy), ``eval`` (``gen_lengths``, ``block_length``, ``n``, ``seed``,
+``prefill``: text that opens the answer turn in evaluation, d1's ``<reasoning>``),
 ``paper`` (the numbers it reproduces).
 """
 

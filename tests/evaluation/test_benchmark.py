@@ -51,12 +51,15 @@ def test_resume_generates_only_missing_problems_and_scores_each_once(tiny_model,
     )
     resumed = run_benchmarks(model, tok, bench, tmp_path / "resumed", gen_lengths=[32], batch_size=4)
     assert len(seen) == 4  # problems 2..5 only
+    assert all(p.endswith("<|assistant|><reasoning>") for p in seen)  # d1 prefill after the chat template
     assert resumed["results"][0]["value"] == pytest.approx(full["results"][0]["value"])
     assert resumed["results"][0]["scored"] == 6
     md = (tmp_path / "resumed/results.md").read_text()
     assert "| sudoku | mean_reward |" in md and "gen 32" in md and "steps = gen_length / 2" in md
     saved = json.loads((tmp_path / "resumed/results.json").read_text())["results"][0]
-    assert saved["settings"]["steps"] == 16 and saved["n"] == 6
+    assert saved["settings"]["steps"] == 16 and saved["n"] == 6 and saved["prefill"] == "<reasoning>"
+    rows = (tmp_path / "resumed/partial/sudoku-gen32.rank0.jsonl").read_text().splitlines()
+    assert json.loads(rows[-1])["completion"].startswith("<reasoning>")
 
 
 def test_bad_benchmark_exits_2_before_the_model_loads(capsys):
