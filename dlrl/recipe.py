@@ -30,9 +30,11 @@ from dlrl.models.lora import LoraSettings
 
 @dataclass
 class ModelSpec:
-    """``model:`` — a local checkpoint directory (or ``tiny``) and how to load it."""
+    """``model:`` — a hub id (``GSAI-ML/LLaDA-8B-Instruct``), a local directory, a run/checkpoint/adapter
+    directory or ``tiny``, and how to load it. ``revision`` pins a hub branch/tag/commit."""
 
     path: str = "tiny"
+    revision: str | None = None
     family: str | None = None
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16; auto = bf16 on GPU when bf16=True, else fp32
     tokenizer: str | None = None
@@ -41,13 +43,23 @@ class ModelSpec:
 
 @dataclass
 class DatasetSpec:
-    """``dataset:`` — a local file/directory or a built-in synthetic task.
+    """``dataset:`` — a dataset id, a local file/directory, a preset or a built-in synthetic task.
 
-    ``path``: .json/.jsonl/.parquet file or a ``datasets.save_to_disk`` directory.
+    ``name``: a ``datasets`` id (``openai/gsm8k``, with ``config``/``split``/``revision``/``streaming``)
+    or a local dataset repository; ``path``: .json/.jsonl/.parquet/.csv file or a ``save_to_disk``
+    directory; ``columns``: rename map ``{public_name: our_name}``; ``preset``: a task preset
+    (``gsm8k``, ``math``, ``countdown``, ``sudoku``, ``humaneval``, ``mbpp``, ``code_rl`` or a preset
+    file) that supplies the source, prompt format and default ``reward_funcs`` (docs/datasets.md);
     ``task``: a generator from ``dlrl.tasks`` (seeded, no downloads) with ``num_samples``.
     Columns other than ``prompt_column`` reach reward functions as keyword arguments.
     """
 
+    name: str | None = None
+    config: str | None = None
+    revision: str | None = None
+    streaming: bool = False
+    columns: dict = field(default_factory=dict)
+    preset: str | None = None
     path: str | None = None
     task: str | None = None
     split: str = "train"
@@ -166,9 +178,10 @@ def parse_recipe(
         raise ConfigError(
             f"dataset.path={ds.path!r} and dataset.task={ds.task!r} are both set; keep one of them"
         )
-    if kind == "grpo" and ds.path is None and ds.task is None:
+    if kind == "grpo" and ds.path is None and ds.task is None and ds.name is None and ds.preset is None:
         raise ConfigError(
-            "dataset needs either dataset.path (a local file/dir) or dataset.task (a synthetic task)"
+            "dataset needs one of dataset.name (a dataset id), dataset.path (a local file/dir), "
+            "dataset.preset (gsm8k, math, …) or dataset.task (a synthetic task)"
         )
     return Recipe(
         name=name,

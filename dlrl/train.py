@@ -14,6 +14,12 @@ def prepare_recipe(path: str | Path, overrides: list[str] | None = None, resume:
     config = recipe.training_config()
     if resume:
         config.resume = True
+    if recipe.dataset.preset:  # an unknown preset fails here, before any model loads
+        from dlrl.presets import get_preset
+
+        preset = get_preset(recipe.dataset.preset)
+        if not recipe.reward_funcs:
+            recipe.reward_funcs = preset.reward_specs()
     funcs = [load_reward_function(spec, base_dir=str(recipe.base_dir)) for spec in recipe.reward_funcs]
     return recipe, config, funcs
 
@@ -27,15 +33,22 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
     from dlrl.trainer.data import load_records
 
     spec = recipe.model
-    tokenizer = load_tokenizer(spec.tokenizer or spec.path)
+    if records is None:  # data errors (missing column, unknown split) surface before the model loads
+        records = load_records(recipe.dataset, recipe.base_dir)
+    tokenizer = load_tokenizer(
+        spec.tokenizer or spec.path, revision=None if spec.tokenizer else spec.revision
+    )
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(spec.dtype)
     if spec.dtype == "auto":
         dtype = torch.bfloat16 if (config.bf16 and torch.cuda.is_available()) else torch.float32
     model = load_model(
-        spec.path, family=spec.family, dtype=dtype, tokenizer=tokenizer, mask_token_id=spec.mask_token_id
+        spec.path,
+        family=spec.family,
+        dtype=dtype,
+        tokenizer=tokenizer,
+        mask_token_id=spec.mask_token_id,
+        revision=spec.revision,
     )
-    if records is None:
-        records = load_records(recipe.dataset, recipe.base_dir)
     config.prompt_column = recipe.dataset.prompt_column
     return DiffusionGRPOTrainer(model, tokenizer, funcs, records, config, lora=recipe.lora)
 

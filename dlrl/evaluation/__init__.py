@@ -5,10 +5,13 @@
                       parse_strategies("random,low_confidence,margin", gen_length=32, block_length=8, steps=16))
     report.save("results.json")
 
-CLI: ``dlrl eval MODEL_DIR_OR_tiny --task arithmetic --n 200 --out results.json`` (``main(argv)``).
+CLI: ``dlrl eval MODEL_DIR_OR_tiny --task arithmetic --n 200 --out results.json`` (``main(argv)``);
+``dlrl eval MODEL --benchmark gsm8k,math500`` → the d1-protocol table (``load_benchmarks`` +
+``run_benchmarks``, docs/evaluation.md).
 """
 
 from dlrl.evaluation.accuracy import SettingResult, generate_texts, load_graders
+from dlrl.evaluation.benchmark import d1_setting, load_benchmarks, run_benchmarks
 from dlrl.evaluation.cli import main
 from dlrl.evaluation.perplexity import PerplexityResult, perplexity
 from dlrl.evaluation.report import EvalReport, evaluate
@@ -21,10 +24,13 @@ __all__ = [
     "EvalReport",
     "PerplexityResult",
     "SettingResult",
+    "d1_setting",
     "evaluate",
     "generate_texts",
+    "load_benchmarks",
     "load_graders",
     "main",
     "parse_strategies",
     "perplexity",
+    "run_benchmarks",
 ]

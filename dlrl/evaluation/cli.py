@@ -1,6 +1,13 @@
-"""``dlrl eval MODEL_DIR | tiny | RECIPE.yaml [options]`` — accuracy table (+ perplexity) → JSON.
+"""``dlrl eval MODEL | RECIPE.yaml [options]`` — accuracy table (+ perplexity) → JSON, or with
+``--benchmark`` the paper benchmarks under the d1 protocol (``dlrl.evaluation.benchmark``).
+
+MODEL: a hub id (``GSAI-ML/LLaDA-8B-Instruct``), a model directory, a training run, a
+``checkpoint-N`` or a peft adapter directory, or ``tiny``.
 
 Examples::
+
+    dlrl eval GSAI-ML/LLaDA-8B-Instruct --benchmark gsm8k,math500,countdown,sudoku --out-dir eval/base
+    accelerate launch -m dlrl eval runs/gsm8k --benchmark gsm8k --gen-lengths 256
 
     dlrl eval tiny --task arithmetic --n 200 --strategies random,low_confidence,margin --out results.json
     dlrl eval runs/sft --data test.jsonl --graders rewards/math.py:accuracy_reward --ppl-samples 16
@@ -47,10 +54,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float)
     p.add_argument("--num-samples", type=int, default=1, help="completions per prompt (pass@k)")
     p.add_argument("--cache", default="none")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="prompts per generate call (default 64; --benchmark: 8, as d1)",
+    )
     p.add_argument("--ppl-samples", type=int, default=0, help="K > 0: also MC-ELBO perplexity with K samples")
     p.add_argument("--trained", action="store_true", help="recipe form: evaluate output_dir, not model.path")
     p.add_argument("--out", help="write results JSON here")
+    b = p.add_argument_group("benchmarks (d1 protocol)")
+    b.add_argument(
+        "--benchmark",
+        help="comma-separated presets: gsm8k,math500,countdown,sudoku,humaneval,mbpp,… or preset files",
+    )
+    b.add_argument(
+        "--gen-lengths", help="comma-separated generation lengths (default: the preset's, d1: 128,256,512)"
+    )
+    b.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PRESET=ID_OR_PATH",
+        help="evaluate a preset on another dataset id / local file / repo (repeatable)",
+    )
+    b.add_argument(
+        "--out-dir", default="eval_results", help="results.md, results.json and resumable partial/"
+    )
+    b.add_argument("--revision", help="hub revision of MODEL")
     return p
 
 
@@ -101,9 +132,43 @@ def _load_records(args, defaults: dict) -> tuple[list[dict], list | None]:
     return make_test_set(task, n, seed, **options), [get_task(task).grader]
 
 
+def _benchmark(args, model_path: str) -> int:
+    import torch
+
+    from dlrl.evaluation.benchmark import D1_PROTOCOL, load_benchmarks, process_state, run_benchmarks
+    from dlrl.models import load_model, load_tokenizer
+
+    names = [n.strip() for n in args.benchmark.split(",") if n.strip()]
+    sources = {}
+    for item in args.source:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise DLRLError(f"--source {item!r}: expected PRESET=DATASET_ID_OR_PATH")
+        sources[key.strip()] = value.strip()
+    gens = [int(g) for g in args.gen_lengths.split(",")] if args.gen_lengths else None
+    benchmarks = load_benchmarks(names, sources=sources, n=args.n)  # before the model: bad names exit 2 fast
+    state = process_state()
+    dtype = torch.bfloat16 if state.device.type == "cuda" else torch.float32
+    tok = load_tokenizer(model_path, revision=args.revision)
+    model = load_model(model_path, tokenizer=tok, dtype=dtype, device=state.device, revision=args.revision)
+    block = args.block_length or 32
+    if state.is_main_process:
+        lengths = ",".join(map(str, gens)) if gens else "preset default (128,256,512)"
+        print(f"dlrl eval: {model_path} | {', '.join(b.name for b in benchmarks)} | gen {lengths} | block {block} | "
+              f"steps {args.steps or 'gen/2'} | {D1_PROTOCOL} | {state.num_processes} process(es)")  # fmt: skip
+    meta = {"model": str(model_path), "revision": args.revision, "block_length": block}
+    run_benchmarks(model, tok, benchmarks, args.out_dir, gen_lengths=gens, block_length=block,
+                   steps=args.steps, batch_size=args.batch_size or 8, meta=meta)  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.benchmark:
+            is_recipe = args.model.endswith((".yaml", ".yml"))
+            defaults = _recipe_defaults(Path(args.model), args.trained) if is_recipe else {}
+            return _benchmark(args, defaults.get("model", args.model) if is_recipe else args.model)
         from dlrl.evaluation.report import evaluate
         from dlrl.evaluation.settings import parse_strategies
         from dlrl.models import load_model, load_tokenizer
@@ -139,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             records,
             graders,
             settings,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or 64,
             ppl_samples=args.ppl_samples,
             base_dir=Path(args.model).parent if is_recipe else None,
             meta=meta,

@@ -41,6 +41,7 @@ class MaskedDLM:
         module: the network (possibly wrapped); called as ``module(input_ids=…, attention_mask=…)``
             and expected to return an object with ``.logits``.
         mask_token_id: id of the [MASK] token the model was trained with.
+        stop_token_ids: ids besides ``eos_token_id`` that end a completion (end-of-turn tokens).
         family: the :class:`FamilySpec`; ``shifted`` and cache support come from it.
     """
 
@@ -50,6 +51,13 @@ class MaskedDLM:
     pad_token_id: int | None = None
     vocab_size: int | None = None
     family: FamilySpec = field(default_factory=lambda: detect_family("llada"))
+    stop_token_ids: tuple[int, ...] = ()
+
+    @property
+    def end_token_ids(self) -> tuple[int, ...]:
+        """EOS plus every other id that ends a completion (e.g. LLaDA's <|eot_id|> and <|endoftext|>)."""
+        head = () if self.eos_token_id is None else (int(self.eos_token_id),)
+        return head + tuple(i for i in self.stop_token_ids if i not in head)
 
     @property
     def shifted(self) -> bool:

@@ -1,70 +1,85 @@
-"""Load a masked DLM and its tokenizer from a local directory, with one-line errors.
+"""Load a masked DLM and its tokenizer by hub id, local directory, run or adapter, with one-line errors.
 
-``load_model("tiny")`` gives the embedded model. Every other path must be a local checkpoint
-directory: dlrl never downloads weights.
+``load_model("tiny")`` gives the embedded model; ``load_model("GSAI-ML/LLaDA-8B-Instruct")``
+resolves through the Hugging Face cache like ``from_pretrained`` (``revision=``, ``HF_HUB_OFFLINE``);
+a training run, a ``checkpoint-N`` or a peft adapter directory loads base + adapter
+(``dlrl.models.run_dirs``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from dlrl.errors import DLRLError
 from dlrl.models.families import FamilySpec, detect_family, get_family, require_masked
 from dlrl.models.interface import MaskedDLM, output_vocab_size
+from dlrl.models.run_dirs import TINY_ALIASES, WEIGHT_FILES, ModelSource, resolve_source
 
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
-TINY_ALIASES = ("tiny", "dlrl:tiny")
+__all__ = [
+    "TINY_ALIASES",
+    "WEIGHT_FILES",
+    "end_token_ids",
+    "load_model",
+    "load_tokenizer",
+    "resolve_model_path",
+]
 
-
-def resolve_model_path(path: str | os.PathLike) -> Path:
-    """``tiny`` → the embedded model; anything else must be an existing directory."""
-    from dlrl.models.tiny import TINY_DIR
-
-    if str(path) in TINY_ALIASES:
-        return TINY_DIR
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise DLRLError(
-            f"model path {str(path)!r} does not exist (dlrl loads checkpoints from local directories only)"
-        )
-    if not p.is_dir():
-        raise DLRLError(f"model path {str(path)!r} is not a directory")
-    if not (p / "config.json").is_file():
-        raise DLRLError(f"model directory {str(p)!r} has no config.json")
-    if not any((p / f).is_file() for f in WEIGHT_FILES):
-        raise DLRLError(
-            f"model directory {str(p)!r} has no weights (expected one of {', '.join(WEIGHT_FILES)})"
-        )
-    return p
+# End-of-turn / end-of-text tokens of the supported checkpoints. LLaDA-8B-Instruct closes a turn with
+# <|eot_id|> and pads the rest of the canvas with <|endoftext|>: either one ends a completion.
+END_TOKENS = ("<|eot_id|>", "<|endoftext|>", "<|end_of_text|>", "<|im_end|>")
 
 
-def load_tokenizer(path: str | os.PathLike):
-    """The tokenizer saved next to the model (``tiny`` → the embedded one)."""
+def resolve_model_path(path: str | os.PathLike, *, revision: str | None = None) -> Path:
+    """The local directory holding the (base) model weights for ``path``."""
+    return resolve_source(path, revision=revision).base
+
+
+def load_tokenizer(path: str | os.PathLike, *, revision: str | None = None):
+    """The tokenizer saved with the model (a run's/adapter's own copy first), left-padded."""
     from transformers import AutoTokenizer
 
-    p = resolve_model_path(path) if str(path) in TINY_ALIASES else Path(path).expanduser()
-    if not p.is_dir():
-        raise DLRLError(f"tokenizer path {str(path)!r} does not exist")
+    src = resolve_source(path, revision=revision)
+    p = src.tokenizer_dir
     try:
         tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except Exception as err:  # transformers raises several types for a missing/corrupt tokenizer
-        raise DLRLError(f"could not load a tokenizer from {str(p)!r}: {str(err).splitlines()[0]}") from None
+        raise DLRLError(
+            f"model {str(path)!r}: could not load its tokenizer from {str(p)!r}: {_first_line(err)}"
+        ) from None
     if tok.pad_token_id is None and tok.eos_token_id is not None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     return tok
 
 
-def _read_model_type(p: Path) -> str | None:
-    import json
+def end_token_ids(tokenizer=None, config=None, generation_config: dict | None = None) -> tuple[int, ...]:
+    """Every id that ends a completion: the tokenizer's EOS, the checkpoint's ``eos_token_id``
+    (int or list, config and generation_config.json) and the end-of-turn tokens in ``END_TOKENS``
+    that the tokenizer knows as special tokens."""
+    ids: list[int] = []
 
-    return json.loads((p / "config.json").read_text()).get("model_type")
+    def add(value):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None and int(v) not in ids:
+                ids.append(int(v))
+
+    add(getattr(tokenizer, "eos_token_id", None))
+    add(getattr(config, "eos_token_id", None))
+    add((generation_config or {}).get("eos_token_id"))
+    if tokenizer is not None:
+        special = set(getattr(tokenizer, "all_special_tokens", [])) | set(
+            getattr(tokenizer, "added_tokens_encoder", {}) or {}
+        )
+        for t in END_TOKENS:
+            if t in special:
+                add(tokenizer.convert_tokens_to_ids(t))
+    return tuple(ids)
+
+
+def _read_json(p: Path) -> dict:
+    return json.loads(p.read_text()) if p.is_file() else {}
 
 
 def load_model(
@@ -75,19 +90,30 @@ def load_model(
     device=None,
     tokenizer=None,
     mask_token_id: int | None = None,
+    revision: str | None = None,
+    merge_adapter: bool = True,
 ) -> MaskedDLM:
-    """Load the checkpoint at ``path`` as a :class:`MaskedDLM`.
+    """Load the model ``path`` names as a :class:`MaskedDLM`.
 
     Args:
-        path: local directory, or ``"tiny"`` for the embedded model.
+        path: ``"tiny"``, a hub id (``org/name``), a model directory, a training run directory, a
+            ``checkpoint-N`` directory or a peft adapter directory (base + adapter).
         family: ``llada`` / ``dream`` / ``diffusion_gemma`` / ``masked_lm``; detected from
             ``config.json`` when omitted.
         dtype: e.g. ``torch.bfloat16``; default float32 on CPU.
-        tokenizer: checked against the model: its mask token and vocabulary must fit.
+        tokenizer: checked against the model: its mask token and vocabulary must fit; its
+            end-of-turn tokens become ``stop_token_ids``.
+        revision: hub branch/tag/commit for a hub id.
+        merge_adapter: fold a LoRA adapter into the weights (True) or keep the peft wrapper.
     """
-    p = resolve_model_path(path)
-    spec = require_masked(get_family(family) if family else detect_family(_read_model_type(p)))
+    src = resolve_source(path, revision=revision)
+    p = src.base
+    spec = require_masked(
+        get_family(family) if family else detect_family(_read_json(p / "config.json").get("model_type"))
+    )
     module = _load_module(p, spec, dtype)
+    if src.adapter is not None:
+        module = _attach_adapter(module, src, merge_adapter)
     if device is not None:
         module = module.to(device)
     config = module.config
@@ -107,14 +133,29 @@ def load_model(
             f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab}: "
             "they do not belong together"
         )
+    eos = _prefer(getattr(tokenizer, "eos_token_id", None), getattr(config, "eos_token_id", None))
+    ends = end_token_ids(tokenizer, config, _read_json(p / "generation_config.json"))
     return MaskedDLM(
         module=module,
         mask_token_id=int(mask_id),
-        eos_token_id=_prefer(getattr(tokenizer, "eos_token_id", None), getattr(config, "eos_token_id", None)),
+        eos_token_id=eos,
         pad_token_id=_prefer(getattr(tokenizer, "pad_token_id", None), getattr(config, "pad_token_id", None)),
         vocab_size=vocab,
         family=spec,
+        stop_token_ids=tuple(i for i in ends if i != eos and i != int(mask_id)),
     )
+
+
+def _attach_adapter(module, src: ModelSource, merge: bool):
+    try:
+        from peft import PeftModel
+
+        wrapped = PeftModel.from_pretrained(module, str(src.adapter), is_trainable=not merge)
+    except Exception as err:
+        raise DLRLError(
+            f"could not load the LoRA adapter {str(src.adapter)!r} onto model {str(src.base)!r}: {_first_line(err)}"
+        ) from None
+    return wrapped.merge_and_unload() if merge else wrapped
 
 
 def _load_module(p: Path, spec: FamilySpec, dtype):
@@ -136,8 +177,14 @@ def _load_module(p: Path, spec: FamilySpec, dtype):
     except DLRLError:
         raise
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DLRLError(f"could not load {spec.name} checkpoint from {str(p)!r}: {first}") from None
+        raise DLRLError(
+            f"model: could not load {spec.name} checkpoint from {str(p)!r}: {_first_line(err)}"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _first(value):

@@ -145,10 +145,10 @@ class RolloutEngine:
                 x[idx], unmask[idx] = xa, ua
             if cfg.stop_at_eos and dlm.eos_token_id is not None:
                 end = P + (b + 1) * cfg.block_length
-                done |= _finish_rows(x, unmask, done, P, end, last, dlm.eos_token_id, dlm.mask_token_id)
+                done |= _finish_rows(x, unmask, done, P, end, last, dlm.end_token_ids, dlm.mask_token_id)
         if bar is not None:
             bar.close()
-        completion_mask = _through_first(x[:, P:], dlm.eos_token_id)
+        completion_mask = _through_first(x[:, P:], dlm.end_token_ids or None)
         return RolloutOutput(x, unmask, completion_mask, run.nfe, P)
 
     def _config(self, overrides: dict) -> RolloutConfig:
@@ -167,14 +167,21 @@ class RolloutEngine:
         return gens is None or (cfg.temperature == 0 and cfg.remasking != "random")
 
 
-def _finish_rows(
-    x, unmask, done, P: int, end: int, last_step: int, eos_id: int, mask_id: int
-) -> torch.Tensor:
-    """Rows whose committed completion [P, end) holds EOS are done; their masks become EOS.
+def _is_end(t: torch.Tensor, end_ids) -> torch.Tensor:
+    """bool, same shape: the token is EOS or another end-of-turn id (an int or a sequence of ids)."""
+    if isinstance(end_ids, int) or len(end_ids) == 1:
+        return t == (end_ids if isinstance(end_ids, int) else end_ids[0])
+    return torch.isin(t, torch.tensor(list(end_ids), device=t.device, dtype=t.dtype))
+
+
+def _finish_rows(x, unmask, done, P: int, end: int, last_step: int, end_ids, mask_id: int) -> torch.Tensor:
+    """Rows whose committed completion [P, end) holds an end token are done; their masks become
+    the first end id (EOS).
 
     Returns the new done flags (bool [B], CPU). ``x`` [B, L] and ``unmask`` [B, G] change in place.
     """
-    has_eos = (x[:, P:end] == eos_id).any(-1)
+    eos_id = end_ids if isinstance(end_ids, int) else end_ids[0]
+    has_eos = _is_end(x[:, P:end], end_ids).any(-1)
     newly = has_eos & ~done.to(x.device)
     fill = (x[:, P:] == mask_id) & newly.unsqueeze(1)
     x[:, P:] = x[:, P:].masked_fill(fill, eos_id)
@@ -199,12 +206,13 @@ def _select_rows(canvas: Canvas, idx: torch.Tensor, batch: int) -> Canvas:
     )
 
 
-def _through_first(completion: torch.Tensor, eos_id: int | None) -> torch.Tensor:
-    """bool [B, G]: positions up to and including the first EOS (all True without EOS)."""
+def _through_first(completion: torch.Tensor, eos_id) -> torch.Tensor:
+    """bool [B, G]: positions up to and including the first end token (all True without one).
+    ``eos_id``: an id, a sequence of ids (EOS + end-of-turn ids) or None."""
     G = completion.shape[1]
     if eos_id is None:
         return torch.ones_like(completion, dtype=torch.bool)
-    is_eos = completion == eos_id
+    is_eos = _is_end(completion, eos_id)
     first = torch.where(is_eos.any(-1), is_eos.long().argmax(-1), G)
     return torch.arange(G, device=completion.device).unsqueeze(0) <= first.unsqueeze(1)
 

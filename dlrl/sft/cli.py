@@ -25,9 +25,10 @@ def run_recipe(path: str | Path, overrides: list[str] | None = None) -> Path:
     recipe = load_recipe(path, overrides, config_cls=SFTConfig, kind="sft")
     config = recipe.training_config(SFTConfig)
     train, test = load_sft_records(recipe, config.eval_num_samples)
-    tok = load_tokenizer(recipe.model.tokenizer or recipe.model.path)
+    spec = recipe.model
+    tok = load_tokenizer(spec.tokenizer or spec.path, revision=None if spec.tokenizer else spec.revision)
     model = load_model(
-        recipe.model.path, tokenizer=tok, family=recipe.model.family, mask_token_id=recipe.model.mask_token_id
+        spec.path, tokenizer=tok, family=spec.family, mask_token_id=spec.mask_token_id, revision=spec.revision
     )
     trainer = SFTTrainer(model, tok, train, config, eval_records=test, lora=recipe.lora)
     trainer.train_model()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,13 @@ def load_records(spec, base_dir: Path | None = None) -> list[dict]:
     """Records (dicts of columns) from ``spec`` (a ``dlrl.recipe.DatasetSpec``).
 
     ``spec.task`` → ``dlrl.tasks.make_dataset``; ``spec.path`` → .json / .jsonl / .parquet or a
-    ``datasets.save_to_disk`` directory (relative paths: cwd first, then the recipe's folder).
+    ``datasets.save_to_disk`` directory (relative paths: cwd first, then the recipe's folder);
+    ``spec.name`` → ``datasets.load_dataset`` (``dlrl.data``); ``spec.preset`` → the preset's source
+    and prompt format; ``spec.columns`` renames columns first.
     """
-    if spec.task:
+    if spec.preset or spec.name:
+        records = _id_records(spec, base_dir)
+    elif spec.task:
         from dlrl.tasks import make_dataset
 
         n = spec.num_samples or 256
@@ -30,9 +35,29 @@ def load_records(spec, base_dir: Path | None = None) -> list[dict]:
         raise DLRLError(f"dataset {spec.task or spec.path!r} is empty")
     if spec.prompt_column not in records[0]:
         raise DLRLError(
-            f"dataset has no column {spec.prompt_column!r} (dataset.prompt_column); columns: {', '.join(records[0])}"
+            f"dataset has no column {spec.prompt_column!r} (dataset.prompt_column, or rename one with dataset.columns or use a dataset.preset); columns: {', '.join(records[0])}"
         )
     return records
+
+
+def _id_records(spec, base_dir: Path | None) -> list[dict]:
+    from dlrl.data import apply_columns, load_source, preset_records
+
+    name = spec.name
+    if name and not Path(name).expanduser().exists() and base_dir is not None and (base_dir / name).exists():
+        name = str(base_dir / name)  # a local dataset repo next to the recipe
+    if spec.preset:
+        from dlrl.presets import get_preset
+
+        preset = get_preset(spec.preset)
+        if spec.columns:  # user renames go before the preset's own mapping
+            preset = dataclasses.replace(preset, columns={**preset.columns, **spec.columns})
+        return preset_records(preset, role="train", source=name, config=spec.config,
+                              split=None if spec.split == "train" else spec.split,
+                              num_samples=spec.num_samples, seed=spec.seed, streaming=spec.streaming, revision=spec.revision)  # fmt: skip
+    rows = load_source(name, config=spec.config, split=spec.split, revision=spec.revision,
+                       streaming=spec.streaming, num_samples=spec.num_samples)  # fmt: skip
+    return apply_columns(rows, spec.columns)
 
 
 def _resolve(path: str, base_dir: Path | None) -> Path:
