@@ -37,6 +37,16 @@ class ModelSpec:
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16; auto = bf16 on GPU when bf16=True, else fp32
     tokenizer: str | None = None
     mask_token_id: int | None = None
+    quantization: str | None = None  # 4bit = bitsandbytes NF4 (QLoRA, as d1/wd1 load LLaDA); GPU only
+
+    def __post_init__(self):
+        if self.quantization not in QUANTIZATION:
+            raise ConfigError(
+                f"model.quantization={self.quantization!r} is invalid; valid: {', '.join(map(str, QUANTIZATION))}"
+            )
+
+
+QUANTIZATION = (None, "4bit")
 
 
 @dataclass
@@ -50,6 +60,8 @@ class DatasetSpec:
 
     path: str | None = None
     task: str | None = None
+    name: str | None = None  # a hub dataset id (openai/gsm8k) or a preset name
+    config: str | None = None  # the hub dataset's configuration (gsm8k: main)
     split: str = "train"
     num_samples: int | None = None
     seed: int = 0
@@ -162,14 +174,21 @@ def parse_recipe(
         raw[key] = value = _coerce(value, fields[key])
         _check_type(key, value, fields[key])
     ds = sections["dataset"] or DatasetSpec()
-    if kind == "grpo" and ds.path is None and ds.task is None:
+    if kind == "grpo" and ds.path is None and ds.task is None and ds.name is None:
         raise ConfigError(
-            "dataset needs either dataset.path (a local file/dir) or dataset.task (a synthetic task)"
+            "dataset needs dataset.path (a local file/dir), dataset.name (a hub dataset) or dataset.task "
+            "(a synthetic task)"
+        )
+    model = sections["model"] or ModelSpec()
+    if model.quantization is not None and sections["lora"] is None:
+        raise ConfigError(
+            f"model.quantization={model.quantization!r} needs a lora: section (a quantised base cannot be "
+            "fully fine-tuned; QLoRA trains adapters on it)"
         )
     return Recipe(
         name=name,
         base_dir=base_dir or Path.cwd(),
-        model=sections["model"] or ModelSpec(),
+        model=model,
         dataset=ds,
         reward_funcs=list(reward_funcs),
         lora=sections["lora"],

@@ -32,8 +32,9 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
     if spec.dtype == "auto":
         dtype = torch.bfloat16 if (config.bf16 and torch.cuda.is_available()) else torch.float32
     model = load_model(
-        spec.path, family=spec.family, dtype=dtype, tokenizer=tokenizer, mask_token_id=spec.mask_token_id
-    )
+        spec.path, family=spec.family, dtype=dtype, tokenizer=tokenizer, mask_token_id=spec.mask_token_id,
+        quantization=spec.quantization,
+    )  # fmt: skip
     if records is None:
         records = load_records(recipe.dataset, recipe.base_dir)
     config.prompt_column = recipe.dataset.prompt_column
