@@ -51,17 +51,25 @@ QUANTIZATION = (None, "4bit")
 
 @dataclass
 class DatasetSpec:
-    """``dataset:`` — a local file/directory or a built-in synthetic task.
+    """``dataset:`` — a dataset id, a local file/directory, a preset or a built-in synthetic task.
 
-    ``path``: .json/.jsonl/.parquet file or a ``datasets.save_to_disk`` directory.
+    ``name``: a ``datasets`` id (``openai/gsm8k``, with ``config``/``split``/``revision``/``streaming``)
+    or a local dataset repository; ``path``: .json/.jsonl/.parquet/.csv file or a ``save_to_disk``
+    directory; ``columns``: rename map ``{public_name: our_name}``; ``preset``: a task preset
+    (``gsm8k``, ``math``, ``countdown``, ``sudoku``, ``humaneval``, ``mbpp``, ``code_rl`` or a preset
+    file) that supplies the source, prompt format and default ``reward_funcs`` (docs/datasets.md);
     ``task``: a generator from ``dlrl.tasks`` (seeded, no downloads) with ``num_samples``.
     Columns other than ``prompt_column`` reach reward functions as keyword arguments.
     """
 
+    name: str | None = None
+    config: str | None = None
+    revision: str | None = None
+    streaming: bool = False
+    columns: dict = field(default_factory=dict)
+    preset: str | None = None
     path: str | None = None
     task: str | None = None
-    name: str | None = None  # a hub dataset id (openai/gsm8k) or a preset name
-    config: str | None = None  # the hub dataset's configuration (gsm8k: main)
     split: str = "train"
     num_samples: int | None = None
     seed: int = 0
@@ -174,10 +182,10 @@ def parse_recipe(
         raw[key] = value = _coerce(value, fields[key])
         _check_type(key, value, fields[key])
     ds = sections["dataset"] or DatasetSpec()
-    if kind == "grpo" and ds.path is None and ds.task is None and ds.name is None:
+    if kind == "grpo" and ds.path is None and ds.task is None and ds.name is None and ds.preset is None:
         raise ConfigError(
-            "dataset needs dataset.path (a local file/dir), dataset.name (a hub dataset) or dataset.task "
-            "(a synthetic task)"
+            "dataset needs one of dataset.name (a dataset id), dataset.path (a local file/dir), "
+            "dataset.preset (gsm8k, math, …) or dataset.task (a synthetic task)"
         )
     model = sections["model"] or ModelSpec()
     if model.quantization is not None and sections["lora"] is None:
