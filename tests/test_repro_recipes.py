@@ -51,7 +51,11 @@ def parse_tables(text: str) -> dict[str, dict[str, str]]:
 
 
 TABLES = parse_tables(DOC.read_text())
-REPRO = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "recipes" / "repro").rglob("*.yaml") if "presets" not in p.parts)
+REPRO = sorted(
+    p.relative_to(ROOT).as_posix()
+    for p in (ROOT / "recipes" / "repro").rglob("*.yaml")
+    if "presets" not in p.parts
+)
 
 
 def expected(cell: str):
@@ -75,7 +79,9 @@ def resolver(path: str):
         config = recipe.training_config()
     derived = {"gpus": gpus, "reward_funcs": recipe.reward_funcs, "lora": recipe.lora}
     if sft:
-        derived["rows_per_step"] = config.per_device_train_batch_size * config.gradient_accumulation_steps * gpus
+        derived["rows_per_step"] = (
+            config.per_device_train_batch_size * config.gradient_accumulation_steps * gpus
+        )
     else:
         from dlrl.algorithms import get_algorithm
 
@@ -102,7 +108,9 @@ def resolver(path: str):
 
 def same(a, b) -> bool:
     if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
+        return (
+            isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
+        )
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     return a == b
@@ -115,7 +123,7 @@ def test_every_repro_recipe_has_a_table_and_every_table_a_recipe():
 def test_table_parser_reads_escaped_pipes_and_inheritance():
     text = (
         "### a — `recipes/repro/a.yaml`\n| key | paper | ref | dlrl |\n|---|---|---|---|\n"
-        "| `x` | p | r | `1` |\n| `y` | p | r | `\"(a\\|b)\"` |\n"
+        '| `x` | p | r | `1` |\n| `y` | p | r | `"(a\\|b)"` |\n'
         "### b — `recipes/repro/b.yaml`\nRows not listed are those of `recipes/repro/a.yaml`.\n"
         "| `x` | p | r | `2` |\n## other\n| `z` | p | r | `3` |\n"
     )

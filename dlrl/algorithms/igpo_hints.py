@@ -22,7 +22,6 @@ The result is ``fixed_ids`` / ``fixed_mask`` [G, gen_length] for ``dlrl.rollout.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 

@@ -217,7 +217,9 @@ def test_entropy_filter_ranks_by_the_rollout_time_policy(tiny, tmp_path):
 
     seen = []
     objective = tr.algorithm.objective
-    tr.algorithm = dataclasses.replace(tr.algorithm, objective=lambda x, a: seen.append(x.entropy) or objective(x, a))
+    tr.algorithm = dataclasses.replace(
+        tr.algorithm, objective=lambda x, a: seen.append(x.entropy) or objective(x, a)
+    )
     tr.update(batch, 0)
     tr.update(batch, 1)  # the policy has taken a step: its own entropy now differs from π_old's
     assert torch.equal(torch.cat(seen[: len(seen) // 2]), old[:, 0])

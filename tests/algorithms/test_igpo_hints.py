@@ -51,7 +51,13 @@ def test_placement_stretches_only_hidden_gaps_hand_computed():
     # 150 hint tokens, region 226: s = 226/150 capped at 1.5 (the audit's case). All revealed:
     # the reference lays them end to end; no empty position inside text shown whole.
     chunks = [(0, 8), (8, 8), (16, 5), (21, 7), (28, 9)]
-    assert place_chunks(chunks, 150, 226, 1.5) == [(0, 0, 8), (8, 8, 8), (16, 16, 5), (21, 21, 7), (28, 28, 9)]
+    assert place_chunks(chunks, 150, 226, 1.5) == [
+        (0, 0, 8),
+        (8, 8, 8),
+        (16, 16, 5),
+        (21, 21, 7),
+        (28, 28, 9),
+    ]
     # (8, 8) and (21, 7) hidden: gap 8 → ⌊12.0⌋ = 12, gap 7 → ⌊10.5⌋ = 10
     shown = [(0, 8), (16, 5), (28, 9)]
     assert place_chunks(shown, 150, 226, 1.5) == [(0, 0, 8), (16, 20, 5), (28, 35, 9)]

@@ -44,7 +44,9 @@ def test_reference_target_set_is_what_d1_wd1_igpo_adapt():
     wrapped = sorted(n.removesuffix(".lora_A") for n, _ in ours.named_modules() if n.endswith(".lora_A"))
     llama = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
     theirs = get_peft_model(build_random_tiny(0, n_layers=2)[0], LoraConfig(r=4, target_modules=llama))
-    assert wrapped == sorted(n.removesuffix(".lora_A") for n, _ in theirs.named_modules() if n.endswith(".lora_A"))
+    assert wrapped == sorted(
+        n.removesuffix(".lora_A") for n, _ in theirs.named_modules() if n.endswith(".lora_A")
+    )
     assert {n.rsplit(".", 1)[-1] for n in wrapped} == {"q_proj", "k_proj", "v_proj", "up_proj"}
     n_ref = sum(p.numel() for n, p in ours.named_parameters() if "lora_" in n)
     n_all = sum(p.numel() for n, p in lora_model().named_parameters() if "lora_" in n)

@@ -10,7 +10,10 @@ from dlrl.errors import ConfigError, DLRLError
 from dlrl.models import load_model
 from dlrl.recipe import parse_recipe
 
-BASE = {"dataset": {"task": "arithmetic", "num_samples": 4}, "reward_funcs": ["rewards/toy.py:target_share_reward"]}
+BASE = {
+    "dataset": {"task": "arithmetic", "num_samples": 4},
+    "reward_funcs": ["rewards/toy.py:target_share_reward"],
+}
 
 
 def test_recipe_refuses_an_unknown_scheme_naming_key_and_choices():
@@ -21,7 +24,9 @@ def test_recipe_refuses_an_unknown_scheme_naming_key_and_choices():
 def test_quantised_base_needs_lora():
     with pytest.raises(ConfigError, match=r"model\.quantization='4bit' needs a lora: section"):
         parse_recipe({**BASE, "model": {"quantization": "4bit"}})
-    assert parse_recipe({**BASE, "model": {"quantization": "4bit"}, "lora": True}).model.quantization == "4bit"
+    assert (
+        parse_recipe({**BASE, "model": {"quantization": "4bit"}, "lora": True}).model.quantization == "4bit"
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU refusal needs a machine without CUDA")
@@ -34,7 +39,6 @@ def test_cpu_load_is_a_one_line_error():
 
 def test_recipe_quantization_reaches_load_model(tmp_path, monkeypatch):
     import dlrl.models
-
     from dlrl.train import build_trainer, prepare_recipe
 
     p = tmp_path / "q.yaml"

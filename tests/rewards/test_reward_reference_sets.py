@@ -51,7 +51,9 @@ def test_d1_xmlcount_trailing_text_fix():
     # trailing text costs 0.001 per character (after stripping whitespace): "oops" → −0.004
     assert d1.xmlcount_reward([GOOD + "oops"]) == [pytest.approx(0.496)]
     # a tag twice earns nothing for that tag: 3 × 0.125
-    assert d1.xmlcount_reward(["<reasoning>\n<reasoning>\nx\n</reasoning>\n<answer>\n1\n</answer>"]) == [0.375]
+    assert d1.xmlcount_reward(["<reasoning>\n<reasoning>\nx\n</reasoning>\n<answer>\n1\n</answer>"]) == [
+        0.375
+    ]
 
 
 def test_d1_int_and_correctness_use_d1s_extraction():
@@ -81,6 +83,13 @@ def test_d1_math_correctness_compares_last_boxed():
 
 
 def test_igpo_correctness_is_3_on_the_first_boxed():
-    texts = [r"\boxed{42} and later \boxed{41}", r"\boxed{41} and later \boxed{42}", "<answer>42</answer>", r"\boxed{4{2}"]
+    texts = [
+        r"\boxed{42} and later \boxed{41}",
+        r"\boxed{41} and later \boxed{42}",
+        "<answer>42</answer>",
+        r"\boxed{4{2}",
+    ]
     assert igpo.correctness_reward(texts, answer=["42"] * 4, num_workers=0) == [3.0, 0.0, 0.0, 0.0]
-    assert igpo.correctness_reward([r"\boxed{2}"], answer=["The answer is 1+1 #### 2"], num_workers=0) == [3.0]
+    assert igpo.correctness_reward([r"\boxed{2}"], answer=["The answer is 1+1 #### 2"], num_workers=0) == [
+        3.0
+    ]
