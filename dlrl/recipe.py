@@ -107,6 +107,12 @@ class Recipe:
         )
         # Paper defaults of the algorithm first; anything the recipe says wins.
         kwargs = {**(algorithm.defaults if algorithm else {}), **self.training_kwargs}
+        if self.model.quantization and kwargs.get("sync_ref_model"):
+            raise ConfigError(
+                f"sync_ref_model=True cannot be used with model.quantization={self.model.quantization!r}: the "
+                "LoRA reference sync folds the adapter into the base weights, which are quantised; set "
+                "sync_ref_model: false (d1's own setting is a no-op under LoRA)"
+            )
         kwargs.setdefault("output_dir", str(Path("runs") / self.name))
         kwargs.setdefault("report_to", [])
         _cpu_defaults(kwargs)

@@ -29,6 +29,19 @@ def test_quantised_base_needs_lora():
     )
 
 
+def test_quantised_base_refuses_the_lora_reference_sync():
+    # coupled_grpo's paper defaults turn the sync on; folding ΔW into 4-bit weights cannot work
+    recipe = parse_recipe(
+        {**BASE, "algorithm": "coupled_grpo", "model": {"quantization": "4bit"}, "lora": True}
+    )
+    with pytest.raises(
+        ConfigError, match=r"sync_ref_model=True cannot be used with model\.quantization='4bit'"
+    ):
+        recipe.training_config()
+    recipe.training_kwargs["sync_ref_model"] = False
+    assert recipe.training_config().sync_ref_model is False
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU refusal needs a machine without CUDA")
 def test_cpu_load_is_a_one_line_error():
     with pytest.raises(DLRLError) as err:
