@@ -39,6 +39,16 @@ class ModelSpec:
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16; auto = bf16 on GPU when bf16=True, else fp32
     tokenizer: str | None = None
     mask_token_id: int | None = None
+    quantization: str | None = None  # 4bit = bitsandbytes NF4 (QLoRA, as d1/wd1 load LLaDA); GPU only
+
+    def __post_init__(self):
+        if self.quantization not in QUANTIZATION:
+            raise ConfigError(
+                f"model.quantization={self.quantization!r} is invalid; valid: {', '.join(map(str, QUANTIZATION))}"
+            )
+
+
+QUANTIZATION = (None, "4bit")
 
 
 @dataclass
@@ -99,6 +109,12 @@ class Recipe:
         )
         # Paper defaults of the algorithm first; anything the recipe says wins.
         kwargs = {**(algorithm.defaults if algorithm else {}), **self.training_kwargs}
+        if self.model.quantization and kwargs.get("sync_ref_model"):
+            raise ConfigError(
+                f"sync_ref_model=True cannot be used with model.quantization={self.model.quantization!r}: the "
+                "LoRA reference sync folds the adapter into the base weights, which are quantised; set "
+                "sync_ref_model: false (d1's own setting is a no-op under LoRA)"
+            )
         kwargs.setdefault("output_dir", str(Path("runs") / self.name))
         kwargs.setdefault("report_to", [])
         _cpu_defaults(kwargs)
@@ -183,10 +199,16 @@ def parse_recipe(
             "dataset needs one of dataset.name (a dataset id), dataset.path (a local file/dir), "
             "dataset.preset (gsm8k, math, …) or dataset.task (a synthetic task)"
         )
+    model = sections["model"] or ModelSpec()
+    if model.quantization is not None and sections["lora"] is None:
+        raise ConfigError(
+            f"model.quantization={model.quantization!r} needs a lora: section (a quantised base cannot be "
+            "fully fine-tuned; QLoRA trains adapters on it)"
+        )
     return Recipe(
         name=name,
         base_dir=base_dir or Path.cwd(),
-        model=sections["model"] or ModelSpec(),
+        model=model,
         dataset=ds,
         reward_funcs=list(reward_funcs),
         lora=sections["lora"],

@@ -48,6 +48,7 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
         tokenizer=tokenizer,
         mask_token_id=spec.mask_token_id,
         revision=spec.revision,
+        quantization=spec.quantization,
     )
     config.prompt_column = recipe.dataset.prompt_column
     return DiffusionGRPOTrainer(model, tokenizer, funcs, records, config, lora=recipe.lora)

@@ -11,8 +11,10 @@ from dlrl.recipe import load_recipe
 from dlrl.train import prepare_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if not {"accelerate", "sft"} & set(p.parts))
-SFT_RECIPES = sorted((ROOT / "recipes" / "sft").glob("*.yaml"))
+RECIPES = sorted(
+    p for p in (ROOT / "recipes").rglob("*.yaml") if not {"accelerate", "sft", "presets"} & set(p.parts)
+)
+SFT_RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "sft" in p.parts)
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -23,7 +25,7 @@ def test_shipped_recipe_validates(path):
     assert recipe.model.path
 
 
-@pytest.mark.parametrize("path", SFT_RECIPES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SFT_RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_sft_recipe_validates(path):
     from dlrl.recipe import load_recipe
     from dlrl.sft.config import SFTConfig

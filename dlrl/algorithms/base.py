@@ -61,6 +61,9 @@ class Algorithm:
         uses_old_policy: whether π_old log-probs are computed at rollout time (μ > 1).
         uses_reference: whether π_ref is used when beta ≠ 0.
         rollout_hook: optional ``hook(trainer, batch) → batch`` run after scoring (IGPO).
+        old_policy_entropy: the objective's ``entropy`` is π_old's, recorded per token and per
+            μ-iteration in the rollout-time pass (IGPO's entropy filter), instead of the current
+            policy's at update time. At μ = 1 there is no π_old pass and the two coincide.
         paper: citation shown in docs and ``dlrl algorithms``.
     """
 
@@ -71,6 +74,7 @@ class Algorithm:
     uses_old_policy: bool = True
     uses_reference: bool = True
     rollout_hook: Callable | None = None
+    old_policy_entropy: bool = False
     paper: str = ""
 
 

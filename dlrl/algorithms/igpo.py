@@ -6,7 +6,8 @@ fixed tokens (``dlrl.algorithms.igpo_hints``), scores it, and swaps up to ``igpo
 of the wrong originals for correct inpainted rollouts, so the group gets a learning signal while
 at least half of it stays on-policy. Then the usual clipped GRPO objective, except that hint tokens
 — which the policy did not choose — enter the loss only through an entropy filter: per sequence
-the ``igpo_entropy_keep`` share (≥ 1) of hint tokens with the highest predictive entropy is kept.
+the ``igpo_entropy_keep`` share (≥ 1) of hint tokens with the highest predictive entropy under
+the rollout-time policy (π_old, recorded with the old log-probabilities) is kept.
 
 Unlike the reference code, filtered hint tokens really get no gradient (also with the
 sequence-level GSPO ratio, whose mean runs over kept tokens only) and post-EOS padding is never
@@ -172,6 +173,7 @@ IGPO = register(
         ),
         objective=igpo_objective,
         rollout_hook=inpaint_all_wrong_groups,
+        old_policy_entropy=True,  # the filter ranks by rollout-time entropy (trainer_igpo.py:1722, 1769-1826)
         paper="Zhao et al. 2025b, IGPO (arXiv 2509.10396)",
     )
 )

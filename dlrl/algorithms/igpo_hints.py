@@ -1,23 +1,27 @@
 """IGPO's hints: ground-truth reasoning cut into chunks, partly revealed, laid out as fixed tokens.
 
-For one all-wrong group (Zhao et al. 2025b, "Inpainting-Guided Policy Optimization", §3):
+For one all-wrong group (Zhao et al. 2025b, "Inpainting-Guided Policy Optimization", §3; reference
+code facebookresearch/igpo@e85eaea ``utils/generate.py:482-660``):
 
-1. the hint text (the record's ground-truth reasoning) is tokenised and cut, left to right, into
-   chunks of ``chunk_min``–``chunk_max`` tokens; a remainder shorter than ``chunk_min`` joins the
-   last chunk (the reference code drops it, which can drop the final answer);
-2. chunk offsets are stretched by ``s = clip(region / n_tokens, 1, max_stretch)`` where
-   ``region = gen_length − free_tail``, so hints spread over the room the model has while the last
-   ``free_tail`` positions stay free for the answer; chunks that do not fit the region are dropped;
-3. rollout i of the group reveals a fraction η_i of its chunks, η_i ~ U[eta_min, eta_max] sorted
-   ascending within the group; the last placed chunk is always revealed (it usually holds the
-   answer), the others are hidden uniformly at random.
+1. the hint text (the record's ground-truth reasoning) is tokenised and cut to the hint region
+   ``region = gen_length − free_tail`` (:533-534), so the last ``free_tail`` positions stay free for
+   the answer; it is cut, left to right, into chunks of ``chunk_min``–``chunk_max`` tokens; a
+   remainder shorter than ``chunk_min`` joins the last chunk (the reference drops it, :559-560,
+   which can drop the final answer);
+2. rollout i of the group reveals a fraction η_i of its chunks, η_i ~ U[eta_min, eta_max] sorted
+   ascending within the group: ⌊n·(1−η)⌋ chunks are drawn to stay hidden among **all** n, then the
+   last chunk is revealed whatever the draw (it usually holds the answer) (:566-593);
+3. only the **hidden text** is stretched (:676-720): the first revealed chunk starts at
+   ⌊offset·s⌋, each next one at ``previous end + min(⌊gap·s⌋, max_spacing)`` where gap is the
+   hidden text between them in the source and ``s = clip(region / n_tokens, 1, max_stretch)``.
+   Revealed chunks that were adjacent in the source stay adjacent, so no empty positions appear
+   inside text the model was shown whole. A chunk reaching past the region is cut at its end.
 
 The result is ``fixed_ids`` / ``fixed_mask`` [G, gen_length] for ``dlrl.rollout.generate``.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 
@@ -36,6 +40,7 @@ class HintLayout:
     eta_max: float = 0.6
     free_tail: int = 30
     max_stretch: float = 1.5
+    max_spacing: int = 100  # the reference's cap on one stretched gap (generate.py:745)
 
     @classmethod
     def from_config(cls, cfg) -> HintLayout:
@@ -62,27 +67,37 @@ def split_chunks(n_tokens: int, chunk_min: int, chunk_max: int, rng: random.Rand
 
 
 def place_chunks(
-    chunks: list[tuple[int, int]], n_tokens: int, gen_length: int, free_tail: int, max_stretch: float
+    revealed: list[tuple[int, int]], n_tokens: int, region: int, max_stretch: float, max_spacing: int = 100
 ) -> list[tuple[int, int, int]]:
-    """(source offset, completion position, length) of each chunk that fits the hint region."""
-    region = gen_length - free_tail
+    """(source offset, completion position, length) of each revealed chunk, in source order.
+
+    Only the hidden text between revealed chunks is stretched (by ``s``, each gap capped at
+    ``max_spacing``); the revealed text keeps its own length, so source neighbours stay contiguous.
+    """
     if region <= 0 or n_tokens == 0:
         return []
     scale = min(max(region / n_tokens, 1.0), max_stretch)
-    placed = []
-    for offset, length in chunks:
-        pos = math.floor(offset * scale)
-        if pos + length > region:
+    placed, end = [], 0
+    for i, (offset, length) in enumerate(revealed):
+        if i == 0:
+            pos = int(offset * scale)
+        else:
+            prev_offset, prev_length = revealed[i - 1]
+            pos = end + min(int((offset - prev_offset - prev_length) * scale), max_spacing)
+        if pos >= region:
             break
+        length = min(length, region - pos)
         placed.append((offset, pos, length))
+        end = pos + length
     return placed
 
 
 def reveal(n_chunks: int, eta: float, rng: random.Random) -> list[bool]:
-    """Which chunks are shown: ⌊n·(1−η)⌋ hidden at random among all but the last."""
+    """Which chunks are shown: ⌊n·(1−η)⌋ drawn to stay hidden among all n; the last is always shown."""
     if n_chunks == 0:
         return []
-    hidden = set(rng.sample(range(n_chunks - 1), min(int(n_chunks * (1.0 - eta)), n_chunks - 1)))
+    hidden = set(rng.sample(range(n_chunks), min(int(n_chunks * (1.0 - eta)), n_chunks)))
+    hidden.discard(n_chunks - 1)
     return [i not in hidden for i in range(n_chunks)]
 
 
@@ -105,14 +120,15 @@ def group_hints(
     """
     ids = torch.full((group_size, gen_length), mask_id, dtype=torch.long)
     mask = torch.zeros(group_size, gen_length, dtype=torch.bool)
-    n = len(hint_ids)
+    region = gen_length - layout.free_tail
+    n = len(hint_ids)  # the stretch factor uses the whole hint's length, as the reference does
+    kept = hint_ids[: max(region, 0)]
     for row, eta in enumerate(group_etas(group_size, layout.eta_min, layout.eta_max, rng)):
-        chunks = split_chunks(n, layout.chunk_min, layout.chunk_max, rng)
-        placed = place_chunks(chunks, n, gen_length, layout.free_tail, layout.max_stretch)
-        for (offset, pos, length), shown in zip(placed, reveal(len(placed), eta, rng)):
-            if shown:
-                ids[row, pos : pos + length] = torch.tensor(hint_ids[offset : offset + length])
-                mask[row, pos : pos + length] = True
+        chunks = split_chunks(len(kept), layout.chunk_min, layout.chunk_max, rng)
+        revealed = [c for c, shown in zip(chunks, reveal(len(chunks), eta, rng)) if shown]
+        for offset, pos, length in place_chunks(revealed, n, region, layout.max_stretch, layout.max_spacing):
+            ids[row, pos : pos + length] = torch.tensor(kept[offset : offset + length])
+            mask[row, pos : pos + length] = True
     return ids, mask
 
 

@@ -92,6 +92,7 @@ def load_model(
     mask_token_id: int | None = None,
     revision: str | None = None,
     merge_adapter: bool = True,
+    quantization: str | None = None,
 ) -> MaskedDLM:
     """Load the model ``path`` names as a :class:`MaskedDLM`.
 
@@ -105,16 +106,20 @@ def load_model(
             end-of-turn tokens become ``stop_token_ids``.
         revision: hub branch/tag/commit for a hub id.
         merge_adapter: fold a LoRA adapter into the weights (True) or keep the peft wrapper.
+        quantization: ``"4bit"`` loads the weights as bitsandbytes NF4 with double quantisation
+            and bf16 compute, d1's QLoRA setting (``diffu_grpo_train.py:72-85``). CUDA only; the
+            module is placed on the current GPU by the loader (``device`` is ignored).
     """
+    extra = quantization_kwargs(quantization)
     src = resolve_source(path, revision=revision)
     p = src.base
     spec = require_masked(
         get_family(family) if family else detect_family(_read_json(p / "config.json").get("model_type"))
     )
-    module = _load_module(p, spec, dtype)
+    module = _load_module(p, spec, dtype, **extra)
     if src.adapter is not None:
         module = _attach_adapter(module, src, merge_adapter)
-    if device is not None:
+    if device is not None and not extra:
         module = module.to(device)
     config = module.config
     mask_id = mask_token_id if mask_token_id is not None else getattr(config, "mask_token_id", None)
@@ -158,8 +163,41 @@ def _attach_adapter(module, src: ModelSource, merge: bool):
     return wrapped.merge_and_unload() if merge else wrapped
 
 
-def _load_module(p: Path, spec: FamilySpec, dtype):
-    kwargs = {"local_files_only": True}
+def quantization_kwargs(quantization: str | None) -> dict:
+    """``from_pretrained`` keyword arguments for ``model.quantization`` ({} when None).
+
+    Refuses, in one line, what cannot work: an unknown scheme, no CUDA GPU (bitsandbytes' NF4
+    kernels are CUDA kernels), or bitsandbytes not installed."""
+    if quantization is None:
+        return {}
+    if quantization != "4bit":
+        raise DLRLError(f"model.quantization={quantization!r} is invalid; valid: 4bit")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise DLRLError(
+            "model.quantization=4bit needs a CUDA GPU (bitsandbytes NF4); on CPU remove the key to "
+            "train the unquantised model"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise DLRLError("model.quantization=4bit needs bitsandbytes: pip install bitsandbytes") from None
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    # Each process loads onto its own GPU (accelerate launch sets LOCAL_RANK before any Accelerator
+    # exists); bitsandbytes weights cannot be moved after loading.
+    return {"quantization_config": config, "device_map": {"": int(os.environ.get("LOCAL_RANK", 0))}}
+
+
+def _load_module(p: Path, spec: FamilySpec, dtype, **extra):
+    kwargs = {"local_files_only": True, **extra}
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:

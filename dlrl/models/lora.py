@@ -7,16 +7,34 @@ from dataclasses import dataclass
 # Every projection inside the transformer blocks. A regex, because the bare suffix "ff_out"
 # would also match the LM head ``model.transformer.ff_out``.
 LLADA_LORA_TARGETS = r".*\.blocks\.\d+\.(q_proj|k_proj|v_proj|attn_out|ff_proj|up_proj|ff_out)"
+# What d1, wd1 and IGPO actually adapt on LLaDA: they pass Llama's names (q,k,v,o,up,down,gate_proj;
+# d1 diffu_grpo_train.py:95, wd1 run_train.py:137-145, IGPO train_igpo.py:145) and only q, k, v and
+# up_proj exist in LLaDA (d1 issue #6), about half the adapter parameters of the full set.
+LLADA_REFERENCE_LORA_TARGETS = r".*\.blocks\.\d+\.(q_proj|k_proj|v_proj|up_proj)"
+
+#: Named target sets for ``lora.target_modules``; anything else goes to peft unchanged.
+LORA_TARGET_SETS = {"all": LLADA_LORA_TARGETS, "reference": LLADA_REFERENCE_LORA_TARGETS}
 
 
 @dataclass
 class LoraSettings:
-    """Recipe ``lora:`` section. ``target_modules`` None → all block projections of LLaDA."""
+    """Recipe ``lora:`` section. ``target_modules``: ``all`` (default: the 7 block projections of
+    LLaDA), ``reference`` (q, k, v, up_proj: what d1/wd1/IGPO effectively adapt), or peft's own
+    form (a regex or a list of module-name suffixes)."""
 
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
     target_modules: str | list[str] | None = None
+
+
+def resolve_targets(target_modules: str | list[str] | None):
+    """``None``/a set name → its regex; a regex or list passes through to peft."""
+    if target_modules is None:
+        return LLADA_LORA_TARGETS
+    if isinstance(target_modules, str):
+        return LORA_TARGET_SETS.get(target_modules, target_modules)
+    return target_modules
 
 
 def apply_lora(model, settings: LoraSettings | None = None, **overrides):
@@ -30,7 +48,7 @@ def apply_lora(model, settings: LoraSettings | None = None, **overrides):
         r=s.r,
         lora_alpha=s.alpha,
         lora_dropout=s.dropout,
-        target_modules=s.target_modules or LLADA_LORA_TARGETS,
+        target_modules=resolve_targets(s.target_modules),
         bias="none",
     )
     return get_peft_model(model, config)

@@ -18,6 +18,8 @@ from dlrl.errors import ConfigError
 from dlrl.trainer.advantages import group_advantages
 from dlrl.trainer.data import is_conversational, prompt_text, tokenize_prompts
 
+OLD_ENTROPY = "old_entropy"  # batch.extras key: [N, μ, Lc] π_old's per-token entropy per μ-iteration
+
 
 def derive_seed(*parts: int) -> int:
     """A 31-bit seed from integers (Python's tuple hash of ints is not salted per process)."""
@@ -207,19 +209,23 @@ def fill_old_and_ref_logps(trainer, batch: RolloutBatch) -> None:
     mu = args.num_iterations
     need_old = algo.uses_old_policy and mu > 1
     need_ref = algo.uses_reference and args.beta != 0.0
+    want_entropy = need_old and getattr(algo, "old_policy_entropy", False)
     batch.old_logps = [None] * mu
     batch.ref_logps = [None] * mu
+    batch.extras.pop(OLD_ENTROPY, None)
     if not (need_old or need_ref):
         return
+    entropies = []
     for k in range(mu):
-        old_parts, ref_parts = [], []
+        old_parts, ref_parts, ent_parts = [], [], []
         for i, (start, stop) in enumerate(trainer.micro_batches(batch)):
             rows = batch.rows(start, stop)
             seed = micro_seed(batch.estimator_seeds[k], i)
             if need_old:
-                old_parts.append(
-                    call_estimator(trainer.estimator, trainer.dlm(), rows, seed, k).logps.detach()
-                )
+                old = call_estimator(trainer.estimator, trainer.dlm(), rows, seed, k, want_entropy)
+                old_parts.append(old.logps.detach())
+                if want_entropy:
+                    ent_parts.append(old.entropy.detach())
             if need_ref:
                 with trainer.reference(trainer.model) as ref_module:
                     ref_parts.append(
@@ -229,3 +235,7 @@ def fill_old_and_ref_logps(trainer, batch: RolloutBatch) -> None:
                     )
         batch.old_logps[k] = torch.cat(old_parts) if need_old else None
         batch.ref_logps[k] = torch.cat(ref_parts) if need_ref else None
+        if want_entropy:
+            entropies.append(torch.cat(ent_parts))
+    if want_entropy:
+        batch.extras[OLD_ENTROPY] = torch.stack(entropies, dim=1)  # [N, μ, Lc]

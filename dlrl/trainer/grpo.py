@@ -32,6 +32,7 @@ from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_che
 from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.data import PromptSampler
 from dlrl.trainer.experience import (
+    OLD_ENTROPY,
     RolloutBatch,
     call_estimator,
     correctness_name,
@@ -237,10 +238,11 @@ class DiffusionGRPOTrainer:
                     self.estimator, self.dlm(), rows, micro_seed(batch.estimator_seeds[k], i), k, want_entropy
                 )
                 mask = rows["completion_mask"] & out.signal_mask
+                old_entropy = rows["extras"].get(OLD_ENTROPY)  # recorded when the algorithm asks
                 x = ObjectiveInputs(
                     logps=out.logps, old_logps=rows["old_logps"][k], ref_logps=rows["ref_logps"][k],
                     advantages=rows["advantages"], mask=mask, group_size=a.num_generations,
-                    entropy=out.entropy, extras=rows["extras"],
+                    entropy=out.entropy if old_entropy is None else old_entropy[:, k], extras=rows["extras"],
                 )  # fmt: skip
                 terms = self.algorithm.objective(x, a)
                 mask = x.mask  # objectives may narrow the loss mask (IGPO's entropy filter)

@@ -189,3 +189,38 @@ def test_resume_mid_cycle_keeps_the_inpainted_batch(tiny, tmp_path):
     assert [r["step"] for r in part] == [1, 2, 3, 4]
     for a, b in zip(full, part):
         assert abs(a["loss"] - b["loss"]) < 1e-6, (a["step"], a["loss"], b["loss"])
+
+
+def test_entropy_filter_ranks_by_the_rollout_time_policy(tiny, tmp_path):
+    """π_old's entropy is recorded per μ-iteration in the rollout-time pass, and the objective
+    of iteration k sees exactly that tensor, not the current policy's (which has moved by then)."""
+    from dlrl.trainer.experience import OLD_ENTROPY, call_estimator, micro_seed
+
+    model, tok = tiny
+    cfg = make_config(
+        tmp_path, algorithm="igpo", num_generations=G, per_device_train_batch_size=len(_records()) * G,
+        gen_length=16, block_length=8, diffusion_steps=8, igpo_chunk_min=2, igpo_chunk_max=3,
+        igpo_free_tail=4, igpo_hint_template="{reasoning}", num_iterations=2, shuffle_dataset=False,
+    )  # fmt: skip
+    tr = DiffusionGRPOTrainer(model, tok, [_correct], _records(), cfg)
+    mu = tr.args.num_iterations
+    assert mu > 1 and tr.algorithm.old_policy_entropy
+    records = [tr.records[i] for i in tr.sampler.next_indices(tr.args.prompts_per_step)]
+    batch = make_rollout_batch(tr, records)
+    old = batch.extras[OLD_ENTROPY]
+    assert old.shape == (len(batch.completion_ids), mu, tr.args.gen_length)
+    rows = batch.rows(*tr.micro_batches(batch)[0])
+    with torch.no_grad():
+        again = call_estimator(tr.estimator, tr.dlm(), rows, micro_seed(batch.estimator_seeds[1], 0), 1, True)
+    n = len(again.entropy)
+    assert torch.allclose(old[:n, 1], again.entropy, atol=1e-5)  # same seed, same (unchanged) policy
+
+    seen = []
+    objective = tr.algorithm.objective
+    tr.algorithm = dataclasses.replace(
+        tr.algorithm, objective=lambda x, a: seen.append(x.entropy) or objective(x, a)
+    )
+    tr.update(batch, 0)
+    tr.update(batch, 1)  # the policy has taken a step: its own entropy now differs from π_old's
+    assert torch.equal(torch.cat(seen[: len(seen) // 2]), old[:, 0])
+    assert torch.equal(torch.cat(seen[len(seen) // 2 :]), old[:, 1])

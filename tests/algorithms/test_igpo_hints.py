@@ -26,13 +26,20 @@ def test_chunks_cover_the_text_in_order_with_sizes_in_range(n):
             assert all(5 <= s <= 14 for _, s in chunks)  # a tail < 5 joins the last chunk
 
 
-def test_reveal_keeps_the_last_chunk_and_hides_the_floor_share():
+def test_reveal_draws_among_all_chunks_then_shows_the_last():
     rng = random.Random(0)
+    last_drawn = 0
     for n in range(1, 12):
         for eta in (0.0, 0.2, 0.5, 0.6, 1.0):
             shown = reveal(n, eta, rng)
             assert shown[-1]
-            assert shown.count(False) == min(int(n * (1 - eta)), n - 1)
+            k = min(int(n * (1 - eta)), n)
+            # the reference hides one fewer when the draw picked the last chunk
+            assert shown.count(False) in (k, k - 1)
+            last_drawn += shown.count(False) == k - 1
+    assert last_drawn > 0
+    # with every chunk drawn (η = 0), all but the last stay hidden
+    assert reveal(6, 0.0, random.Random(1)) == [False] * 5 + [True]
 
 
 def test_etas_are_sorted_and_in_range():
@@ -40,15 +47,29 @@ def test_etas_are_sorted_and_in_range():
     assert etas == sorted(etas) and all(0.2 <= e <= 0.6 for e in etas)
 
 
-def test_placement_stretches_within_bound_and_respects_the_free_tail():
-    chunks = [(0, 5), (5, 5), (10, 5)]
-    # region 40 for 15 tokens: factor 40/15 capped at 1.5
-    assert place_chunks(chunks, 15, 70, 30, 1.5) == [(0, 0, 5), (5, 7, 5), (10, 15, 5)]
-    # region 20 for 15 tokens: factor 20/15
-    assert place_chunks(chunks, 15, 50, 30, 1.5) == [(0, 0, 5), (5, 6, 5), (10, 13, 5)]
-    # region 12 < 15 tokens: unstretched, the chunk past the region is dropped
-    assert place_chunks(chunks, 15, 42, 30, 1.5) == [(0, 0, 5), (5, 5, 5)]
-    assert place_chunks(chunks, 15, 30, 30, 1.5) == []
+def test_placement_stretches_only_hidden_gaps_hand_computed():
+    # 150 hint tokens, region 226: s = 226/150 capped at 1.5 (the audit's case). All revealed:
+    # the reference lays them end to end; no empty position inside text shown whole.
+    chunks = [(0, 8), (8, 8), (16, 5), (21, 7), (28, 9)]
+    assert place_chunks(chunks, 150, 226, 1.5) == [
+        (0, 0, 8),
+        (8, 8, 8),
+        (16, 16, 5),
+        (21, 21, 7),
+        (28, 28, 9),
+    ]
+    # (8, 8) and (21, 7) hidden: gap 8 → ⌊12.0⌋ = 12, gap 7 → ⌊10.5⌋ = 10
+    shown = [(0, 8), (16, 5), (28, 9)]
+    assert place_chunks(shown, 150, 226, 1.5) == [(0, 0, 8), (16, 20, 5), (28, 35, 9)]
+    # the first revealed chunk starts at ⌊offset·s⌋: 5·1.5 = 7.5 → 7
+    assert place_chunks([(5, 5), (10, 5)], 150, 226, 1.5) == [(5, 7, 5), (10, 12, 5)]
+    # region 20 for 15 tokens: s = 4/3; gap 5 → ⌊6.67⌋ = 6
+    assert place_chunks([(0, 5), (10, 5)], 15, 20, 1.5) == [(0, 0, 5), (10, 11, 5)]
+    # a gap is capped at max_spacing
+    assert place_chunks([(0, 5), (200, 5)], 205, 400, 1.5, max_spacing=100) == [(0, 0, 5), (200, 105, 5)]
+    # past the region: the chunk is cut at the region's end, later ones dropped
+    assert place_chunks([(0, 5), (5, 5), (10, 5)], 15, 12, 1.5) == [(0, 0, 5), (5, 5, 5), (10, 10, 2)]
+    assert place_chunks([(0, 5)], 15, 0, 1.5) == []
 
 
 def test_group_hints_fix_exactly_revealed_hint_tokens_inside_the_region():
@@ -66,6 +87,36 @@ def test_group_hints_fix_exactly_revealed_hint_tokens_inside_the_region():
         assert 0 < mask[row].sum() < 30
     # η sorted ascending: later rows reveal at least as many chunks on average
     assert mask[:4].sum() <= mask[4:].sum()
+
+
+def test_group_hints_stretched_keep_source_neighbours_contiguous():
+    hint = list(range(100, 140))  # 40 tokens, region 70: s = 1.5
+    layout = HintLayout(chunk_min=5, chunk_max=10, free_tail=10, max_stretch=1.5)
+    ids, mask = group_hints(hint, 8, 80, layout, random.Random(5), mask_id=7)
+    gaps = 0
+    for row in range(8):
+        pos = mask[row].nonzero().flatten().tolist()
+        toks = ids[row, pos].tolist()
+        assert toks == sorted(toks) and toks[-1] == hint[-1]  # in source order, the last chunk shown
+        for (p0, t0), (p1, t1) in zip(zip(pos, toks), zip(pos[1:], toks[1:])):
+            if t1 == t0 + 1:
+                assert p1 == p0 + 1  # source neighbours are never pulled apart
+            else:
+                assert p1 - p0 - 1 == int((t1 - t0 - 1) * 1.5)  # a hidden gap, stretched
+                gaps += 1
+    assert gaps > 0
+
+
+def test_group_hints_longer_than_the_region_are_cut_to_it():
+    hint = list(range(200, 260))  # 60 tokens, region 40: s = 1, the text is cut to 40 tokens
+    layout = HintLayout(chunk_min=4, chunk_max=4, eta_min=0.5, eta_max=0.5, free_tail=8, max_stretch=1.5)
+    ids, mask = group_hints(hint, 4, 48, layout, random.Random(0), mask_id=7)
+    assert not mask[:, 40:].any()
+    for row in range(4):
+        pos = mask[row].nonzero().flatten()
+        assert ids[row, pos].tolist() == [hint[p] for p in pos.tolist()]
+        # 10 chunks of 4, 5 drawn hidden; one fewer when the draw hit the (forced) last chunk
+        assert mask[row, 36:40].all() and int(mask[row].sum()) in (20, 24)
 
 
 def test_hint_template_names_missing_column():

@@ -35,6 +35,24 @@ def test_lora_targets_exactly_the_block_projections():
     assert not re.fullmatch(LLADA_LORA_TARGETS, "model.transformer.ff_out")
 
 
+def test_reference_target_set_is_what_d1_wd1_igpo_adapt():
+    """Llama names on LLaDA match q, k, v and up_proj only (d1 issue #6): the `reference` set."""
+    from peft import LoraConfig, get_peft_model
+
+    model, _ = build_random_tiny(0, n_layers=2)
+    ours = apply_lora(model, r=4, alpha=8, dropout=0.0, target_modules="reference")
+    wrapped = sorted(n.removesuffix(".lora_A") for n, _ in ours.named_modules() if n.endswith(".lora_A"))
+    llama = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
+    theirs = get_peft_model(build_random_tiny(0, n_layers=2)[0], LoraConfig(r=4, target_modules=llama))
+    assert wrapped == sorted(
+        n.removesuffix(".lora_A") for n, _ in theirs.named_modules() if n.endswith(".lora_A")
+    )
+    assert {n.rsplit(".", 1)[-1] for n in wrapped} == {"q_proj", "k_proj", "v_proj", "up_proj"}
+    n_ref = sum(p.numel() for n, p in ours.named_parameters() if "lora_" in n)
+    n_all = sum(p.numel() for n, p in lora_model().named_parameters() if "lora_" in n)
+    assert n_ref < n_all
+
+
 def test_only_adapters_train_and_a_few_steps_reduce_the_loss():
     peft_model = lora_model(1)
     trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
