@@ -1,4 +1,4 @@
-"""Command line: ``dlrl train|sft|eval|bench|plot|demo`` and ``python -m dlrl RECIPE.yaml``.
+"""Command line: ``dlrl train|sft|eval|bench|plot|demo|serve-reward-model`` and ``python -m dlrl RECIPE.yaml``.
 
 ``accelerate launch [--config_file recipes/accelerate/zero3.yaml] -m dlrl recipes/coupled_grpo.yaml``
 and ``dlrl train recipes/coupled_grpo.yaml --set learning_rate=1e-6`` run the same code. A bad
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(
             __doc__.strip()
-            + "\n\ncommands: train, sft, eval, bench {rollout,likelihood,rewards,igpo}, plot, demo"
+            + "\n\ncommands: train, sft, eval, bench {rollout,likelihood,rewards,igpo}, plot, demo, serve-reward-model"
         )
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]
@@ -64,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
             from dlrl.demo import main as demo_main
 
             return demo_main(rest)
+        # --- serve-reward-model: start a vLLM server for verifier/judge rewards (docs/rewards.md) ---
+        if command == "serve-reward-model":
+            from dlrl.rewards.serve import main as serve_main
+
+            return serve_main(rest)
         print(
-            f"dlrl: unknown command {command!r}; valid: train, sft, eval, bench, plot, demo", file=sys.stderr
+            f"dlrl: unknown command {command!r}; valid: train, sft, eval, bench, plot, demo, serve-reward-model",
+            file=sys.stderr,
         )
         return EXIT_USAGE
     except DLRLError as err:

@@ -26,6 +26,7 @@ import yaml
 
 from dlrl.errors import ConfigError
 from dlrl.models.lora import LoraSettings
+from dlrl.rewards.remote import RewardModelSpec
 
 
 @dataclass
@@ -57,7 +58,7 @@ class DatasetSpec:
     task_options: dict = field(default_factory=dict)
 
 
-SECTIONS = {"model": ModelSpec, "dataset": DatasetSpec, "lora": LoraSettings}
+SECTIONS = {"model": ModelSpec, "dataset": DatasetSpec, "lora": LoraSettings, "reward_model": RewardModelSpec}
 LIST_KEYS = ("reward_funcs",)
 
 
@@ -73,6 +74,7 @@ class Recipe:
     lora: LoraSettings | None
     training_kwargs: dict[str, Any]
     kind: str = "grpo"
+    reward_model: RewardModelSpec | None = None  # the verifier/judge server (docs/rewards.md)
 
     def training_config(self, config_cls=None):
         """Instantiate the trainer config (``DiffusionGRPOConfig`` by default)."""
@@ -175,6 +177,7 @@ def parse_recipe(
         lora=sections["lora"],
         training_kwargs=raw,
         kind=kind,
+        reward_model=sections["reward_model"],
     )
 
 

@@ -117,7 +117,7 @@ def _http(method: str, url: str, body: dict | None, timeout: float) -> Any:
         raise _HTTPFailure(f"timed out after {timeout:g}s", retry=True, timed_out=True) from None
     except urllib.error.URLError as err:
         timed_out = isinstance(err.reason, TimeoutError)
-        why = f"timed out after {timeout:g}s" if timed_out else f"unreachable ({err.reason})"
+        why = f"timed out after {timeout:g}s" if timed_out else f"connection failed ({err.reason})"
         raise _HTTPFailure(why, retry=True, timed_out=timed_out) from None
     except (ConnectionError, OSError) as err:  # reset / refused mid-response (a killed server)
         raise _HTTPFailure(f"connection failed ({type(err).__name__}: {err})", retry=True) from None
