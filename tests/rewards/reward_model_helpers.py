@@ -31,7 +31,7 @@ def build_tiny_chat_model(out: Path, seed: int = 0) -> Path:
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab,
         "hidden_size": hidden, "intermediate_size": inter, "num_hidden_layers": layers,
         "num_attention_heads": heads, "num_key_value_heads": heads, "head_dim": hidden // heads,
-        "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
         "hidden_act": "silu", "tie_word_embeddings": False, "torch_dtype": "float32",
         "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
     }  # fmt: skip
@@ -56,7 +56,7 @@ def build_tiny_chat_model(out: Path, seed: int = 0) -> Path:
     shutil.copy(TINY / "tokenizer.json", out / "tokenizer.json")
     tok_config = json.loads((TINY / "tokenizer_config.json").read_text())
     tok_config.update(tokenizer_class="PreTrainedTokenizerFast", chat_template=CHAT_TEMPLATE,
-                      model_max_length=1024)  # fmt: skip
+                      model_max_length=4096)  # fmt: skip
     tok_config.pop("backend", None)
     (out / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=1))
     (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
