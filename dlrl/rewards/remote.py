@@ -11,12 +11,15 @@ server runs in its own environment, on its own GPUs or node (``dlrl serve-reward
 * :class:`ChatClient` — ``chat_many`` sends a batch of chat requests, ``concurrency`` in flight
   at a time (the server batches them: continuous batching), identical requests deduplicated,
   each attempt bounded by ``timeout`` seconds and retried ``max_retries`` times on connection
-  errors, timeouts and 5xx. A request that still fails is an ``Reply(ok=False)``, never an
-  exception and never a made-up value: the reward turns it into ``None`` and counts it.
+  errors, timeouts and 5xx. A request that still fails is a ``Reply(ok=False)``, never an
+  exception and never a made-up value: the reward turns it into ``None`` and counts it. Once a
+  request has exhausted its retries on a refused/reset connection (a dead server), the rest of
+  that batch fails at once instead of each retrying; the next batch tries again.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import threading
@@ -119,7 +122,7 @@ def _http(method: str, url: str, body: dict | None, timeout: float) -> Any:
         timed_out = isinstance(err.reason, TimeoutError)
         why = f"timed out after {timeout:g}s" if timed_out else f"connection failed ({err.reason})"
         raise _HTTPFailure(why, retry=True, timed_out=timed_out) from None
-    except (ConnectionError, OSError) as err:  # reset / refused mid-response (a killed server)
+    except (ConnectionError, OSError, http.client.HTTPException) as err:  # reset mid-response (killed server)
         raise _HTTPFailure(f"connection failed ({type(err).__name__}: {err})", retry=True) from None
     except ValueError as err:  # not JSON
         raise _HTTPFailure(f"bad response ({err})", retry=False) from None
@@ -197,9 +200,11 @@ class ChatClient:
             self._model = check_endpoint(self.spec)
         return self._model
 
-    def _post(self, body: dict) -> Reply:
+    def _post(self, body: dict, down: threading.Event | None = None) -> Reply:
         attempts, retries = 0, 0
         while True:
+            if down is not None and down.is_set():  # the endpoint died earlier in this batch
+                return Reply(False, error="skipped: the endpoint refused an earlier request", attempts=attempts)
             attempts += 1
             with self._lock:
                 self._in_flight += 1
@@ -212,6 +217,8 @@ class ChatClient:
                 return Reply(True, text=text if isinstance(text, str) else "", attempts=attempts)
             except _HTTPFailure as err:
                 if not err.retry or retries >= self.spec.max_retries:
+                    if down is not None and str(err).startswith("connection failed"):
+                        down.set()  # fail the rest of the batch fast instead of retrying each
                     return Reply(False, error=str(err), attempts=attempts, timed_out=err.timed_out)
                 retries += 1
             except (KeyError, IndexError, TypeError) as err:
@@ -238,8 +245,9 @@ class ChatClient:
         unique = list(dict.fromkeys(keys))
         stats.requests = len(unique)
         bodies = [{"model": model, **json.loads(k)} for k in unique]
+        down = threading.Event()
         with ThreadPoolExecutor(max_workers=min(self.spec.concurrency, len(bodies))) as pool:
-            replies = dict(zip(unique, pool.map(self._post, bodies)))
+            replies = dict(zip(unique, pool.map(lambda b: self._post(b, down), bodies)))
         for r in replies.values():
             stats.retries += r.attempts - 1 if r.attempts else 0
             if not r.ok:
