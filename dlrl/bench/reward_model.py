@@ -133,17 +133,15 @@ class TinyServer:
                     pass
 
     def __exit__(self, *exc) -> None:
-        self.kill()
-        if self.proc is not None:
+        # SIGTERM to serve-reward-model, which stops vLLM's group; SIGKILL whatever is left.
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait()
+        self.kill()
 
 
 def _workload(n: int) -> tuple[list[str], list[str], list[str]]:

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -74,6 +75,13 @@ def wait_healthy(proc: subprocess.Popen, base: str, deadline_s: float) -> str:
     raise DLRLError(f"vLLM was not healthy at {base} after {deadline_s:g}s (raise --ready-timeout?)")
 
 
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def _stop(proc: subprocess.Popen, grace_s: float = 20.0) -> None:
     if proc.poll() is not None:
         return
@@ -109,9 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     print("dlrl: starting " + " ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, start_new_session=True)  # its own group: we stop all its workers
 
+    stopping: list[int] = []
+
     def forward(signum, _frame):
-        _stop(proc)
-        raise SystemExit(128 + signum)
+        # Only signal here: the main thread is inside proc.wait(), which holds Popen's wait lock,
+        # so waiting again in a handler would deadlock. Escalate to SIGKILL if vLLM lingers.
+        stopping.append(signum)
+        _signal_group(proc.pid, signal.SIGTERM)
+        timer = threading.Timer(20.0, _signal_group, (proc.pid, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -121,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         model_id = wait_healthy(proc, base, args.ready_timeout)
     except DLRLError:
         _stop(proc)
+        if stopping:  # Ctrl-C / SIGTERM while starting: not an error
+            return 0
         raise
     print(f"dlrl: reward model {model_id!r} ready at {base}/v1 (pid {proc.pid})", flush=True)
-    return proc.wait()
+    code = proc.wait()
+    return 0 if stopping else code

@@ -24,7 +24,12 @@ from tests.rewards.conftest import REPO, load_reward_module
 
 
 def _vllm_python() -> str | None:
-    py = os.environ.get("DLRL_VLLM_PYTHON") or os.path.join(REPO, ".venv-vllm", "bin", "python")
+    """``$DLRL_VLLM_PYTHON`` (set by ``make test``: then the test must run, never skip), else
+    ``.venv-vllm/bin/python`` if it has vLLM, else None (skip)."""
+    explicit = os.environ.get("DLRL_VLLM_PYTHON")
+    if explicit:
+        return explicit
+    py = os.path.join(REPO, ".venv-vllm", "bin", "python")
     if not os.path.isfile(py):
         return None
     probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"
@@ -32,9 +37,12 @@ def _vllm_python() -> str | None:
 
 
 VLLM_PYTHON = _vllm_python()
-pytestmark = pytest.mark.skipif(
-    VLLM_PYTHON is None, reason="no vLLM environment: run `make vllm-env` (or set DLRL_VLLM_PYTHON)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        VLLM_PYTHON is None, reason="no vLLM environment: run `make vllm-env` (or set DLRL_VLLM_PYTHON)"
+    ),
+    pytest.mark.slow,  # ~1-1.5 min: the server's start-up on 2 cores
+]
 
 
 @pytest.fixture(scope="module")
