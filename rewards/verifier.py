@@ -76,7 +76,9 @@ def verifier_reward(
         report(sent=0, flipped=0, requests=0, failures=0, timeouts=0)
         return out
     questions = _t.as_list(prompts, n)
-    messages = [verifier_messages(prompt_text(questions[i]), golds[i], candidate_answer(texts[i])) for i in todo]
+    messages = [
+        verifier_messages(prompt_text(questions[i]), golds[i], candidate_answer(texts[i])) for i in todo
+    ]
     answers, stats, spec = constrained_choice(
         messages, VERDICTS, endpoint=endpoint, model=model, concurrency=concurrency,
         timeout=timeout, max_retries=max_retries,
@@ -89,7 +91,9 @@ def verifier_reward(
         else:
             out[i] = 1.0 if answer == "Yes" else 0.0
             flipped += answer == "Yes"
-    report(sent=len(todo), flipped=flipped, requests=stats.requests, failures=failures, timeouts=stats.timeouts)
+    report(
+        sent=len(todo), flipped=flipped, requests=stats.requests, failures=failures, timeouts=stats.timeouts
+    )
     if failures:
         logger.warning(
             "verifier_reward: %d of %d completions unscored (server %s: %s)",

@@ -15,12 +15,14 @@ text: only constrained decoding makes a verdict parse, which is what the tests r
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,7 +111,9 @@ class TinyServer:
                "--", "--max-model-len", "4096", "--enforce-eager", "--dtype", "float32"]  # fmt: skip
         t0 = time.perf_counter()
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         deadline = time.monotonic() + self.ready_timeout + 30
         while time.monotonic() < deadline:
             m = re.search(r"ready at \S+ \(pid (\d+)\)", self.log.read_text(errors="replace"))
@@ -159,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="model name on --endpoint (default: its only model)")
     ap.add_argument("--n", type=int, default=128, help="distinct completions per measurement")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     from dlrl.rewards.loader import load_reward_function
     from dlrl.rewards.reporting import collecting
@@ -170,20 +175,32 @@ def main(argv: list[str] | None = None) -> int:
 
     def measure(endpoint: str, model: str | None) -> None:
         rows = []
-        for name, fn, extra in (("judge", judge, {}), ("verifier", verifier, {"solution": solutions, "math_workers": 0})):
-            fn(prompts[:4], completions[:4], endpoint=endpoint, model=model, timeout=120, **{k: v[:4] if isinstance(v, list) else v for k, v in extra.items()})  # fmt: skip
-            for c in sorted({1, args.concurrency}):
-                with collecting() as m:
-                    t0 = time.perf_counter()
-                    fn(prompts, completions, endpoint=endpoint, model=model, concurrency=c, timeout=120, **extra)
-                    dt = time.perf_counter() - t0
-                rows.append((name, c, int(m["requests"]), int(m["failures"]), m["requests"] / dt))
-        print(f"reward-model throughput against {endpoint} (client cpu cores: {os.cpu_count()})")
+        for name, fn, extra in (
+            ("judge", judge, {}),
+            ("verifier", verifier, {"solution": solutions, "math_workers": 0}),
+        ):
+            call = functools.partial(
+                fn, prompts, completions, endpoint=endpoint, model=model, timeout=120, **extra
+            )
+            call(
+                concurrency=args.concurrency
+            )  # warm-up: math-verify's parse cache, the server's prefix cache
+            rates: dict[int, list[float]] = {1: [], args.concurrency: []}
+            for _ in range(args.repeats):  # alternate the settings so background load hits both alike
+                for c in rates:
+                    with collecting() as m:
+                        t0 = time.perf_counter()
+                        call(concurrency=c)
+                        rates[c].append(m["requests"] / (time.perf_counter() - t0))
+                    failures = int(m["failures"])
+            rows += [(name, c, int(m["requests"]), failures, statistics.median(r)) for c, r in rates.items()]
+        print(f"reward-model throughput against {endpoint} (client cpu cores: {os.cpu_count()}, "
+              f"median of {args.repeats})")  # fmt: skip
         print(f"{'reward':<10}{'concurrency':>12}{'requests':>10}{'failures':>10}{'req/s':>9}")
         for name, c, n, f, rate in rows:
             print(f"{name:<10}{c:>12}{n:>10}{f:>10}{rate:>9.1f}")
         for name in ("judge", "verifier"):
-            base, best = (r[4] for r in rows if r[0] == name and r[1] in (1, args.concurrency))
+            base, best = (r[4] for r in rows if r[0] == name)
             print(f"{name}: concurrency {args.concurrency} / 1 = {best / base:.2f}x")
 
     if args.endpoint:

@@ -204,7 +204,9 @@ class ChatClient:
         attempts, retries = 0, 0
         while True:
             if down is not None and down.is_set():  # the endpoint died earlier in this batch
-                return Reply(False, error="skipped: the endpoint refused an earlier request", attempts=attempts)
+                return Reply(
+                    False, error="skipped: the endpoint refused an earlier request", attempts=attempts
+                )
             attempts += 1
             with self._lock:
                 self._in_flight += 1
@@ -288,8 +290,9 @@ def uses_reward_model(fn: Any) -> bool:
     return False
 
 
-def constrained_choice(messages: list[list[dict]], choices: list[str], max_tokens: int = 8,
-                       **overrides: Any) -> tuple[list[str | None], BatchStats, RewardModelSpec]:
+def constrained_choice(
+    messages: list[list[dict]], choices: list[str], max_tokens: int = 8, **overrides: Any
+) -> tuple[list[str | None], BatchStats, RewardModelSpec]:
     """Ask the reward model each conversation in ``messages``; its reply is constrained to one of
     ``choices`` (vLLM structured outputs, so even a random-weight model answers in the set).
 

@@ -11,7 +11,9 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_sink: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar("dlrl_reward_metrics", default=None)
+_sink: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar(
+    "dlrl_reward_metrics", default=None
+)
 
 
 def report(**values: float) -> None:

@@ -58,7 +58,9 @@ class FakeOpenAIServer:
                         self._send(503, {"error": "warming up"})
                         return
                     text = fake.answer(body)
-                    self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]})
+                    self._send(
+                        200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+                    )
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
                 finally:

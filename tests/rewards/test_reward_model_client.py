@@ -9,15 +9,14 @@ import math
 import time
 
 import pytest
-from tests.rewards.fake_openai_server import FakeOpenAIServer
 
 from dlrl.errors import ConfigError
 from dlrl.rewards import RewardScorer
 from dlrl.rewards.remote import RewardModelSpec, check_endpoint, constrained_choice, settings
 from dlrl.rewards.reporting import collecting
 from dlrl.rewards.scoring import RewardFunctionError
-
 from tests.rewards.conftest import load_reward_module
+from tests.rewards.fake_openai_server import FakeOpenAIServer
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,9 @@ def test_verifier_sends_only_what_math_verify_did_not_accept(verifier):
     comps = [r"\boxed{4}", r"\boxed{5}", "<answer>four</answer>", "<answer>four</answer>", "", r"\boxed{0.5}"]
     sols = ["4", "4", "4", "4", "4", r"\frac{1}{2}"]
     with FakeOpenAIServer(answer=_says_yes_to("four")) as srv, collecting() as m:
-        out = verifier.verifier_reward(["What is 2+2?"] * 6, comps, sols, endpoint=srv.endpoint, math_workers=0)
+        out = verifier.verifier_reward(
+            ["What is 2+2?"] * 6, comps, sols, endpoint=srv.endpoint, math_workers=0
+        )
     # math-verify accepts 0 and 5; 1 ("5") and 2-3 ("four") go to the model; 4 (empty) is not sent.
     assert out == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
     assert m == {"sent": 3, "flipped": 2, "requests": 2, "failures": 0, "timeouts": 0}
@@ -76,7 +77,9 @@ def test_concurrency_is_bounded_and_used():
 def test_timeout_is_a_counted_failure_not_a_zero(judge):
     with FakeOpenAIServer(delay=2.0) as srv, collecting() as m:
         t0 = time.perf_counter()
-        out = judge.judge_reward(["t"] * 3, ["a", "b", "c"], endpoint=srv.endpoint, timeout=0.2, max_retries=1)
+        out = judge.judge_reward(
+            ["t"] * 3, ["a", "b", "c"], endpoint=srv.endpoint, timeout=0.2, max_retries=1
+        )
         elapsed = time.perf_counter() - t0
     assert out == [None, None, None]
     assert m["failures"] == 3 and m["timeouts"] == 3

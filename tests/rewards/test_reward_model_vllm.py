@@ -63,7 +63,11 @@ def _counters(srv) -> dict[str, float]:
     """Sum of each vLLM Prometheus counter we read, over its labels."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/metrics", timeout=10).read().decode()
     out: dict[str, float] = {}
-    for name in ("vllm:request_success_total", "vllm:generation_tokens_total", "vllm:iteration_tokens_total_count"):
+    for name in (
+        "vllm:request_success_total",
+        "vllm:generation_tokens_total",
+        "vllm:iteration_tokens_total_count",
+    ):
         for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M):
             out[name] = out.get(name, 0.0) + float(m.group(1))
     return out
@@ -75,7 +79,14 @@ def _delta(after, before):
 
 def test_verifier_through_vllm(server, rewards):
     verifier, _ = rewards
-    comps = [r"\boxed{4}", r"\boxed{5}", "<answer>four</answer>", "<answer>four</answer>", "", "so it is 4"] * 2
+    comps = [
+        r"\boxed{4}",
+        r"\boxed{5}",
+        "<answer>four</answer>",
+        "<answer>four</answer>",
+        "",
+        "so it is 4",
+    ] * 2
     sols = ["4"] * len(comps)
     before = _counters(server)
     with collecting() as m:
@@ -108,7 +119,12 @@ def test_judge_batches_and_runs_concurrently(server, rewards):
     assert m1["failures"] == m8["failures"] == 0 and m1["requests"] == m8["requests"] == n
     assert all(s in {k / 10 for k in range(11)} for s in one + eight)
     assert one == eight  # temperature 0: the same verdicts, however they were batched
-    assert client_for(settings(endpoint=server.endpoint, model=server.name, concurrency=8)).last_stats.max_in_flight == 8
+    assert (
+        client_for(
+            settings(endpoint=server.endpoint, model=server.name, concurrency=8)
+        ).last_stats.max_in_flight
+        == 8
+    )
     # One at a time, every engine step serves one request: steps >= generated tokens. Concurrent
     # requests share steps (continuous batching): fewer steps than generated tokens.
     assert d1["vllm:iteration_tokens_total_count"] >= d1["vllm:generation_tokens_total"]
