@@ -107,7 +107,7 @@ class _HTTPFailure(Exception):
 def _http(method: str, url: str, body: dict | None, timeout: float) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    api_key = os.environ.get("DLRL_REWARD_MODEL_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    api_key = os.environ.get("DLRL_REWARD_MODEL_API_KEY")  # the server's --api-key, if it has one
     if api_key:
         req.add_header("Authorization", f"Bearer {api_key}")
     try:
