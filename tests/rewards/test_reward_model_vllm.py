@@ -118,7 +118,6 @@ def test_judge_batches_and_runs_concurrently(server, rewards):
     d1, d8 = _delta(mid, sequential), _delta(_counters(server), mid)
     assert m1["failures"] == m8["failures"] == 0 and m1["requests"] == m8["requests"] == n
     assert all(s in {k / 10 for k in range(11)} for s in one + eight)
-    assert one == eight  # temperature 0: the same verdicts, however they were batched
     assert (
         client_for(
             settings(endpoint=server.endpoint, model=server.name, concurrency=8)
