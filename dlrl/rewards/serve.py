@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     proc = subprocess.Popen(cmd, start_new_session=True)  # its own group: we stop all its workers
 
     stopping: list[int] = []
+    timers: list[threading.Timer] = []
 
     def forward(signum, _frame):
         # Only signal here: the main thread is inside proc.wait(), which holds Popen's wait lock,
@@ -127,9 +128,19 @@ def main(argv: list[str] | None = None) -> int:
         timer = threading.Timer(20.0, _signal_group, (proc.pid, signal.SIGKILL))
         timer.daemon = True
         timer.start()
+        timers.append(timer)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _serve(proc, args, stopping)
+    finally:
+        for timer in timers:
+            timer.cancel()  # vLLM is gone: never signal a pid that may be reused
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(proc: subprocess.Popen, args: argparse.Namespace, stopping: list[int]) -> int:
     probe_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     base = f"http://{probe_host}:{args.port}"
     try:

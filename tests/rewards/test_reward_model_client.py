@@ -166,3 +166,40 @@ def test_serve_reward_model_without_vllm_is_one_line(capsys):
     assert main(["serve-reward-model", "some/model", "--python", "/nonexistent/python"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["dlrl: error: --python '/nonexistent/python' is not an executable interpreter"]
+
+
+def test_serve_reward_model_reports_a_server_that_dies_at_start(capsys):
+    """This interpreter has no vLLM: the server process exits at once, and the command says so
+    in one line (exit 2) instead of waiting out --ready-timeout."""
+    import sys
+
+    from dlrl.cli import main
+
+    t0 = time.perf_counter()
+    code = main(
+        [
+            "serve-reward-model",
+            "some/model",
+            "--python",
+            sys.executable,
+            "--port",
+            "9",
+            "--ready-timeout",
+            "60",
+        ]
+    )
+    assert code == 2 and time.perf_counter() - t0 < 30
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dlrl: error: vLLM exited with code 1 before it was healthy")
+
+
+def test_serve_command_passes_template_and_extra_args():
+    import argparse
+
+    from dlrl.rewards.serve import server_command
+
+    args = argparse.Namespace(host="0.0.0.0", port=8001, served_model_name="judge", chat_template="t.jinja")
+    cmd = server_command("/env/bin/python", "org/model", args, ["--max-model-len", "4096"])
+    assert cmd == ["/env/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", "org/model",
+                   "--host", "0.0.0.0", "--port", "8001", "--served-model-name", "judge",
+                   "--chat-template", "t.jinja", "--max-model-len", "4096"]  # fmt: skip
