@@ -105,7 +105,9 @@ class TinyServer:
 
     def __enter__(self) -> TinyServer:
         model = build_tiny_chat_model(self.workdir / "tiny_chat_model")
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+        # Offline and quiet: a local model, no hub look-ups, no usage-stats upload.
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+               "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
         cmd = [sys.executable, "-m", "dlrl", "serve-reward-model", str(model), "--python", self.python,
                "--port", str(self.port), "--served-model-name", self.name, "--ready-timeout", str(self.ready_timeout),
                "--", "--max-model-len", "4096", "--enforce-eager", "--dtype", "float32"]  # fmt: skip
