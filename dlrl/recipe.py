@@ -1,7 +1,7 @@
 """Recipes: YAML files that name a model, a dataset, reward functions and training settings.
 
 A recipe is flat like TRL's YAML configs — every ``DiffusionGRPOConfig`` field at top level —
-plus the sections ``model``, ``dataset``, ``lora`` and the list ``reward_funcs``::
+plus the sections ``model``, ``dataset``, ``lora``, ``reward_model`` and the list ``reward_funcs``::
 
     algorithm: coupled_grpo
     model: {path: tiny}
