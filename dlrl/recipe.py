@@ -1,7 +1,7 @@
 """Recipes: YAML files that name a model, a dataset, reward functions and training settings.
 
 A recipe is flat like TRL's YAML configs — every ``DiffusionGRPOConfig`` field at top level —
-plus the sections ``model``, ``dataset``, ``lora`` and the list ``reward_funcs``::
+plus the sections ``model``, ``dataset``, ``lora``, ``reward_model`` and the list ``reward_funcs``::
 
     algorithm: coupled_grpo
     model: {path: tiny}
@@ -26,6 +26,7 @@ import yaml
 
 from dlrl.errors import ConfigError
 from dlrl.models.lora import LoraSettings
+from dlrl.rewards.remote import RewardModelSpec
 
 
 @dataclass
@@ -79,7 +80,7 @@ class DatasetSpec:
     task_options: dict = field(default_factory=dict)
 
 
-SECTIONS = {"model": ModelSpec, "dataset": DatasetSpec, "lora": LoraSettings}
+SECTIONS = {"model": ModelSpec, "dataset": DatasetSpec, "lora": LoraSettings, "reward_model": RewardModelSpec}
 LIST_KEYS = ("reward_funcs",)
 
 
@@ -95,6 +96,7 @@ class Recipe:
     lora: LoraSettings | None
     training_kwargs: dict[str, Any]
     kind: str = "grpo"
+    reward_model: RewardModelSpec | None = None  # the verifier/judge server (docs/rewards.md)
 
     def training_config(self, config_cls=None):
         """Instantiate the trainer config (``DiffusionGRPOConfig`` by default)."""
@@ -214,6 +216,7 @@ def parse_recipe(
         lora=sections["lora"],
         training_kwargs=raw,
         kind=kind,
+        reward_model=sections["reward_model"],
     )
 
 

@@ -21,7 +21,20 @@ def prepare_recipe(path: str | Path, overrides: list[str] | None = None, resume:
         if not recipe.reward_funcs:
             recipe.reward_funcs = preset.reward_specs()
     funcs = [load_reward_function(spec, base_dir=str(recipe.base_dir)) for spec in recipe.reward_funcs]
+    check_reward_model(recipe, funcs)
     return recipe, config, funcs
+
+
+def check_reward_model(recipe, funcs) -> None:
+    """A verifier/judge reward needs its server up: check it on every rank before any model loads
+    (an unreachable endpoint is a one-line ConfigError, exit 2), then export the settings."""
+    from dlrl.rewards.remote import check_endpoint, configure, settings, uses_reward_model
+
+    if recipe.reward_model is None and not any(uses_reward_model(f) for f in funcs):
+        return
+    spec = recipe.reward_model or settings()
+    spec.model = check_endpoint(spec)
+    configure(spec)
 
 
 def build_trainer(recipe, config, funcs, records: list[dict] | None = None):

@@ -24,6 +24,8 @@ from typing import Any
 from dlrl.errors import ConfigError, DLRLError
 from dlrl.rewards.loader import SPEC_ATTR, load_reward_function, reward_name
 from dlrl.rewards.pool import Task, WorkerPool
+from dlrl.rewards.remote import uses_reward_model
+from dlrl.rewards.reporting import collecting
 
 logger = logging.getLogger(__name__)
 _NAN = float("nan")
@@ -51,6 +53,8 @@ class _Entry:
 
 
 def _worker_ref(fn: Callable, name: str) -> Any:
+    if uses_reward_model(fn):
+        return None  # I/O-bound, bounds its own time, reports metrics: stays in-process
     spec = getattr(fn, SPEC_ATTR, None)
     if spec is not None:
         return spec
@@ -154,6 +158,7 @@ class RewardScorer:
             **columns,
         }
         raw: dict[str, tuple[bool, Any]] = {}
+        reported: dict[str, dict[str, float]] = {}
         remote = [e for e in self._entries if e.ref is not None]
         thread = None
         if remote:
@@ -168,14 +173,17 @@ class RewardScorer:
         for e in self._entries:
             if e.ref is None:
                 try:
-                    raw[e.name] = (True, e.fn(**kwargs))
+                    with collecting() as reported[e.name]:
+                        raw[e.name] = (True, e.fn(**kwargs))
                 except Exception as exc:
                     raw[e.name] = (False, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}")
         if thread is not None:
             thread.join()
-        return self._combine(raw, n)
+        return self._combine(raw, n, reported)
 
-    def _combine(self, raw: dict[str, tuple[bool, Any]], n: int) -> ScoreResult:
+    def _combine(
+        self, raw: dict[str, tuple[bool, Any]], n: int, reported: dict[str, dict[str, float]] | None = None
+    ) -> ScoreResult:
         per_function: dict[str, list[float]] = {}
         metrics: dict[str, float] = {}
         for name in self.names:
@@ -205,10 +213,16 @@ class RewardScorer:
                     self.failures[name],
                 )
                 per_function[name] = [_NAN] * n
+            # What the function reported itself (reporting.report): e.g. a reward-model reward's
+            # sent/flipped counts; its "failures" are items it could not score (None, counted here).
+            extra = dict((reported or {}).get(name, {})) if not failed else {}
+            item_failures = int(extra.pop("failures", 0))
+            self._item_failures(name, item_failures)
             mean, std = _stats(per_function[name])
             metrics[f"rewards/{name}/mean"] = mean
             metrics[f"rewards/{name}/std"] = std
-            metrics[f"rewards/{name}/failures"] = float(failed)
+            metrics[f"rewards/{name}/failures"] = float(failed) + item_failures
+            metrics.update({f"rewards/{name}/{k}": v for k, v in extra.items()})
         rewards = []
         for i in range(n):
             col = [(w, per_function[name][i]) for name, w in zip(self.names, self.weights)]
@@ -216,6 +230,15 @@ class RewardScorer:
             rewards.append(sum(vals) if vals else _NAN)  # TRL's nansum; NaN only if nothing applied
         metrics["reward"], metrics["reward_std"] = _stats(rewards)
         return ScoreResult(rewards, per_function, metrics, dict(self.failures))
+
+    def _item_failures(self, name: str, count: int) -> None:
+        """Completions a function returned None for because it failed on them (it said so via
+        ``report(failures=k)``): counted like a failed call, logged by the function itself."""
+        if count <= 0:
+            return
+        self.failures[name] += count
+        if self.on_error == "raise":
+            raise RewardFunctionError(f"reward function {name!r} failed on {count} completion(s)")
 
     def close(self) -> None:
         """Stop the worker processes (idempotent)."""

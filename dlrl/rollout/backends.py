@@ -2,10 +2,10 @@
 
 A backend is a callable with the signature of :func:`dlrl.rollout.generate` returning a
 :class:`dlrl.rollout.RolloutOutput` (``sequences``, ``completion_mask``, ``unmask_step``, ``nfe``).
-dlrl's own engine is the default and the only one shipped. The ``vllm`` extra is the intended
-home of a backend for the models vLLM serves (DiffusionGemma natively, LLaDA2 via its dLLM plugin):
-register it with :func:`register_backend` and select it with the recipe key ``rollout_backend``.
-Nothing in dlrl imports vLLM, so the core runs without it.
+dlrl's own engine is the default and the only one shipped: no serving engine samples LLaDA-8B or
+Dream. The registry is for families an engine does serve (vLLM's dLLM plugin and SGLang: block-
+diffusion LLaDA2.x/SDAR; vLLM: DiffusionGemma): register one with :func:`register_backend` and
+select it with the recipe key ``rollout_backend`` (docs/rollout.md). Nothing in dlrl imports vLLM.
 """
 
 from __future__ import annotations
