@@ -124,10 +124,13 @@ def training_fields(config_cls=None) -> dict[str, Any]:
 def load_recipe(
     path: str | Path, overrides: list[str] | None = None, config_cls=None, kind: str = "grpo"
 ) -> Recipe:
-    """Read, override (``key=value`` / ``section.key=value``) and validate a recipe file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"recipe {str(path)!r} does not exist")
+    """Read, override (``key=value`` / ``section.key=value``) and validate a recipe file.
+
+    A relative path that does not exist here names a shipped recipe (``recipes/tiny/…``), so the
+    documented commands work from any working directory."""
+    from dlrl.shipped import resolve_recipe_path
+
+    p = resolve_recipe_path(path)
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:

@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl.models import load_model, load_tokenizer
 
         is_recipe = args.model.endswith((".yaml", ".yml"))
+        if is_recipe:
+            from dlrl.shipped import resolve_recipe_path
+
+            args.model = str(resolve_recipe_path(args.model))
         defaults = _recipe_defaults(Path(args.model), args.trained) if is_recipe else {}
         model_path = defaults.get("model", args.model) if is_recipe else args.model
         records, task_graders = _load_records(args, defaults)
