@@ -37,7 +37,9 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
     if records is None:
         records = load_records(recipe.dataset, recipe.base_dir)
     config.prompt_column = recipe.dataset.prompt_column
-    return DiffusionGRPOTrainer(model, tokenizer, funcs, records, config, lora=recipe.lora)
+    trainer = DiffusionGRPOTrainer(model, tokenizer, funcs, records, config, lora=recipe.lora)
+    trainer.base_model = spec.path  # named in checkpoints and adapter metadata
+    return trainer
 
 
 def run_recipe(path: str | Path, overrides: list[str] | None = None, resume: bool = False) -> dict:

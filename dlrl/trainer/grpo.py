@@ -31,6 +31,7 @@ from dlrl.models.lora_merge import merged_lora
 from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.data import PromptSampler
+from dlrl.trainer.final_model import save_final_model
 from dlrl.trainer.experience import (
     RolloutBatch,
     call_estimator,
@@ -218,6 +219,7 @@ class DiffusionGRPOTrainer:
                 save_checkpoint(self, self.global_step)
         bar.close()
         save_checkpoint(self, self.global_step)
+        save_final_model(self)
         self.logger.close()
         self.scorer.close()
         return last
