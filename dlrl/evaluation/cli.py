@@ -8,7 +8,7 @@ Examples::
 
 A recipe supplies defaults (``model.path``, ``dataset.task``/``path``/``task_options``,
 ``reward_funcs``, ``gen_length``/``block_length``/``diffusion_steps``; decoding stays greedy unless
-``--temperature`` is given); command-line flags override them. ``--trained`` evaluates the recipe's ``output_dir`` instead of ``model.path``.
+``--temperature`` is given); command-line flags override them. ``--trained`` evaluates the model the recipe's run wrote (``output_dir/model``) instead of ``model.path``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def _recipe_defaults(path: Path, trained: bool) -> dict:
         raise DLRLError(f"recipe {str(path)!r} must be a mapping")
     ds, model = raw.get("dataset") or {}, raw.get("model") or {}
     out = {
-        "model": raw.get("output_dir", str(Path("runs") / path.stem))
+        # the final model `dlrl train`/`dlrl sft` write (merged under LoRA)
+        "model": str(Path(raw.get("output_dir", str(Path("runs") / path.stem))) / "model")
         if trained
         else model.get("path", "tiny"),
         "task": ds.get("task"),

@@ -45,23 +45,7 @@ def save_checkpoint(trainer, step: int) -> Path:
     checkpoint that looks complete."""
     acc = trainer.accelerator
     out = Path(trainer.args.output_dir) / f"checkpoint-{step}"
-    adapter_only = _adapter_only(trainer)
-    if adapter_only and _is_deepspeed(acc):
-        acc.save_state(str(out), exclude_frozen_parameters=True)
-    elif adapter_only:
-        trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
-
-        def keep_trainable(models, weights, output_dir):
-            for i, state in enumerate(weights):
-                weights[i] = {k: v for k, v in state.items() if k in trainable}
-
-        handle = acc.register_save_state_pre_hook(keep_trainable)
-        try:
-            acc.save_state(str(out))
-        finally:
-            handle.remove()
-    else:
-        acc.save_state(str(out))
+    save_state(acc, trainer.model, out, trainable_only=_adapter_only(trainer))
     torch.save(trainer.buffer_state(), out / f"rollout_buffer_rank{acc.process_index}.pt")
     trainer.save_model(out / ("adapter" if is_peft(trainer.model) else "model"))
     acc.wait_for_everyone()
@@ -75,16 +59,41 @@ def save_checkpoint(trainer, step: int) -> Path:
 
 def load_checkpoint(trainer, path: Path) -> None:
     acc = trainer.accelerator
-    if not _adapter_only(trainer):
-        acc.load_state(str(path))
-    elif _is_deepspeed(acc):
-        acc.load_state(str(path), load_module_strict=False)
-    else:  # the file holds the adapter; the base weights are the loaded model's own
-        acc.load_state(str(path), strict=False)
+    load_state(acc, path, trainable_only=_adapter_only(trainer))
     trainer.load_state_dict(json.loads((path / STATE_FILE).read_text()))
     buffer = path / f"rollout_buffer_rank{acc.process_index}.pt"
     if buffer.is_file():
         trainer.load_buffer_state(torch.load(buffer, map_location=acc.device, weights_only=False))
+
+
+def save_state(acc, model, out: str | Path, trainable_only: bool) -> None:
+    """``accelerate.save_state``; ``trainable_only`` (LoRA) drops the frozen base from the weights."""
+    if not trainable_only:
+        acc.save_state(str(out))
+    elif _is_deepspeed(acc):
+        acc.save_state(str(out), exclude_frozen_parameters=True)
+    else:
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+
+        def keep_trainable(models, weights, output_dir):
+            for i, state in enumerate(weights):
+                weights[i] = {k: v for k, v in state.items() if k in trainable}
+
+        handle = acc.register_save_state_pre_hook(keep_trainable)
+        try:
+            acc.save_state(str(out))
+        finally:
+            handle.remove()
+
+
+def load_state(acc, path: str | Path, trainable_only: bool) -> None:
+    """The counterpart of :func:`save_state`: a trainable-only file loads onto the model's base."""
+    if not trainable_only:
+        acc.load_state(str(path))
+    elif _is_deepspeed(acc):
+        acc.load_state(str(path), load_module_strict=False)
+    else:
+        acc.load_state(str(path), strict=False)
 
 
 def _adapter_only(trainer) -> bool:
