@@ -151,6 +151,7 @@ class DiffusionGRPOConfig(GRPOConfig):
     log_jsonl: bool = field(default=True, metadata={"help": "Write metrics to output_dir/metrics.jsonl."})
 
     def __post_init__(self):
+        _cpu_fallback(self)
         if self.gen_length is None:
             self.gen_length = self.max_completion_length
         self.max_completion_length = self.gen_length
@@ -237,6 +238,20 @@ class DiffusionGRPOConfig(GRPOConfig):
     @property
     def prompts_per_step(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps // self.num_generations
+
+
+def _cpu_fallback(config) -> None:
+    """TRL turns bf16 on by default, which transformers refuses without a GPU: on a machine without
+    one, an unset (or ``"auto"``) bf16 means fp32, as recipes do (``dlrl.recipe._cpu_defaults``)."""
+    import torch
+
+    if torch.cuda.is_available():
+        if config.bf16 == "auto":
+            config.bf16 = torch.cuda.is_bf16_supported()
+        return
+    if config.bf16 is None or config.bf16 == "auto":
+        config.bf16 = False
+        config.use_cpu = True
 
 
 def _choice(key: str, value, valid) -> None:

@@ -32,6 +32,7 @@ from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_che
 from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.data import PromptSampler
 from dlrl.trainer.final_model import save_final_model
+from dlrl.trainer.trl_compat import trainer_inputs
 from dlrl.trainer.experience import (
     RolloutBatch,
     call_estimator,
@@ -61,19 +62,27 @@ class DiffusionGRPOTrainer:
         train_dataset: list of records (dicts) or a ``datasets.Dataset``.
         args: :class:`DiffusionGRPOConfig`.
         lora: ``dlrl.models.lora.LoraSettings`` to wrap the model with LoRA adapters.
+        processing_class, peft_config: TRL's names for ``tokenizer`` and LoRA (a ``peft.LoraConfig``);
+            ``model`` may be a checkpoint path/id, as in TRL (``dlrl.trainer.trl_compat``).
     """
 
     def __init__(
         self,
         model,
-        tokenizer,
-        reward_funcs,
-        train_dataset,
-        args: DiffusionGRPOConfig,
+        tokenizer=None,
+        reward_funcs=None,
+        train_dataset=None,
+        args: DiffusionGRPOConfig | None = None,
         *,
+        processing_class=None,
+        peft_config=None,
         lora=None,
         accelerator=None,
     ):
+        # TRL's keyword names (processing_class=, peft_config=, model as a path/id) map onto ours
+        model, tokenizer, reward_funcs, train_dataset, args, lora, self.base_model = trainer_inputs(
+            model, tokenizer, reward_funcs, train_dataset, args, processing_class, peft_config, lora
+        )
         self.args = args
         self.algorithm = get_algorithm(args.algorithm)
         self.accelerator = accelerator or build_accelerator(args)
