@@ -284,6 +284,9 @@ def _apply_override(raw: dict, item: str) -> None:
     node = raw
     parts = key.strip().split(".")
     for part in parts[:-1]:
+        if isinstance(node.get(part), str):
+            # a key given as a bare name (``masking: uniform``) takes options as {name: …, **options}
+            node[part] = {"name": node[part]}
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {item!r}: {part!r} is not a section")
