@@ -41,6 +41,7 @@ SHIPPED_REWARDS = {
     "boxed_format": "format.py:boxed_format_reward",
     "boxed_in_answer": "format.py:boxed_in_answer_reward",
     "length_penalty": "format.py:length_penalty",
+    "overlong_penalty": "format.py:overlong_penalty",
     "target_share": "toy.py:target_share_reward",
     "distinct_chars": "toy.py:distinct_chars_reward",
 }
