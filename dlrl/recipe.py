@@ -88,7 +88,9 @@ class Recipe:
         # Paper defaults of the algorithm first; anything the recipe says wins.
         kwargs = {**(algorithm.defaults if algorithm else {}), **self.training_kwargs}
         kwargs.setdefault("output_dir", str(Path("runs") / self.name))
-        kwargs.setdefault("report_to", [])
+        from dlrl.trainer.tracking import default_report_to
+
+        kwargs.setdefault("report_to", default_report_to())
         _cpu_defaults(kwargs)
         try:
             return config_cls(**kwargs)

@@ -19,6 +19,7 @@ from dlrl.sft.data import SFTBatch, TokenizedExample, collate, tokenize_example
 from dlrl.sft.loss import sft_loss
 from dlrl.sft.masking import make_mask_sampler
 from dlrl.trainer.metrics import MetricsLogger
+from dlrl.trainer.tracking import resolve_report_to
 
 
 class SFTTrainer:
@@ -101,7 +102,7 @@ class SFTTrainer:
         log = MetricsLogger(
             out,
             enabled=acc.is_main_process,
-            tensorboard="tensorboard" in (c.report_to or []),
+            trackers=resolve_report_to(c.report_to),
             append=c.resume,
         )
         start = self._resume(out, acc, gen) if c.resume else 0

@@ -192,6 +192,9 @@ class DiffusionGRPOConfig(GRPOConfig):
         if self.num_iterations < 1:
             raise ConfigError(f"num_iterations={self.num_iterations} must be ≥ 1")
         self._validate_igpo()
+        from dlrl.trainer.tracking import resolve_report_to
+
+        resolve_report_to(self.report_to)  # a tracker named but not installed fails here
         for key, accepted in UNSUPPORTED_TRL.items():
             if getattr(self, key, accepted) != accepted:  # older TRL releases lack some of them
                 raise ConfigError(

@@ -32,6 +32,7 @@ from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_che
 from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.data import PromptSampler
 from dlrl.trainer.final_model import save_final_model
+from dlrl.trainer.tracking import completion_rows, resolve_report_to
 from dlrl.trainer.trl_compat import trainer_inputs
 from dlrl.trainer.experience import (
     RolloutBatch,
@@ -130,8 +131,9 @@ class DiffusionGRPOTrainer:
             args.output_dir,
             enabled=acc.is_main_process,
             jsonl=args.log_jsonl,
-            tensorboard=_wants_tensorboard(args),
+            trackers=resolve_report_to(args.report_to),
             append=args.resume,
+            run_config=args.to_dict() if acc.is_main_process and hasattr(args, "to_dict") else None,
         )
 
     # ---- helpers the experience module and subclasses use ---------------------------------
@@ -193,6 +195,7 @@ class DiffusionGRPOTrainer:
             if k == 0 or self.buffer is None:
                 records = [self.records[i] for i in self.sampler.next_indices(a.prompts_per_step)]
                 self.buffer = make_rollout_batch(self, records)
+                self._rollout_records = records
                 self.rollout_index += 1
             t0 = time.perf_counter()
             metrics = self.update(self.buffer, k)
@@ -204,6 +207,8 @@ class DiffusionGRPOTrainer:
             metrics["reward_failures"] = float(sum(getattr(self.scorer, "failures", {}).values()))
             last = {**last, **reduce_across_ranks(acc, metrics)}
             self.logger.log(self.global_step, last)
+            if a.log_completions and a.logging_steps and self.global_step % int(a.logging_steps) == 0:
+                self._log_completions(getattr(self, "_rollout_records", []))
             bar.update(1)
             bar.set_postfix_str(format_metrics(last, ("reward", "loss", "kl")))
             if acc.is_main_process and a.logging_steps and self.global_step % int(a.logging_steps) == 0:
@@ -232,6 +237,15 @@ class DiffusionGRPOTrainer:
         self.logger.close()
         self.scorer.close()
         return last
+
+    def _log_completions(self, records: list[dict]) -> None:
+        """``log_completions``: this process's latest rollout, every ``logging_steps`` steps."""
+        if not self.accelerator.is_main_process:
+            return
+        rows = completion_rows(self, records, self.buffer, self.global_step)
+        self.logger.log_completions(self.global_step, rows)
+        for r in rows[: self.args.num_completions_to_print or 0]:
+            print(f"[step {r['step']}] reward={r['reward']:.3g} | {r['prompt']!s:.60} → {r['completion']!s:.120}")
 
     def update(self, batch: RolloutBatch, k: int) -> dict:
         """One optimizer step on the rollout batch with the k-th estimator seed."""
@@ -323,6 +337,3 @@ def _grad_norm(model: nn.Module) -> float:
     return float(torch.stack(grads).norm()) if grads else 0.0
 
 
-def _wants_tensorboard(args) -> bool:
-    report = args.report_to if isinstance(args.report_to, (list, tuple)) else [args.report_to]
-    return "none" not in report and getattr(args, "tensorboard", True)
