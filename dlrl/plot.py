@@ -106,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keys", default=",".join(DEFAULT_KEYS), help="comma-separated metric names")
     p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/curves.png)")
     p.add_argument(
-        "--smooth", type=int, default=None, help="moving-average window (default: about a tenth of the run; 1 = raw)"
+        "--smooth",
+        type=int,
+        default=None,
+        help="moving-average window (default: about a tenth of the run; 1 = raw)",
     )
     a = p.parse_args(argv)
     print(plot_run(a.run_dir, tuple(k for k in a.keys.split(",") if k), a.out, a.smooth))

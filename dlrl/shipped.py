@@ -51,7 +51,9 @@ def resolve_recipe_path(path: str | Path) -> Path:
         return p
     found = resolve_shipped(p, "recipes")
     if found is None:
-        raise ConfigError(f"recipe {str(path)!r} does not exist (nor among the shipped recipes: {_listing()})")
+        raise ConfigError(
+            f"recipe {str(path)!r} does not exist (nor among the shipped recipes: {_listing()})"
+        )
     return found
 
 

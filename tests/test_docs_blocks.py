@@ -132,7 +132,9 @@ def test_extractor_reads_fences_languages_and_skip_markers(tmp_path):
 
 
 def test_runner_sees_repo_env_and_fails_on_error(tmp_path):
-    ok = Block(REPO / "README.md", 1, "bash", 'test -d "$DLRL_REPO/dlrl" && test "$PWD" != "$DLRL_REPO"\n', None)
+    ok = Block(
+        REPO / "README.md", 1, "bash", 'test -d "$DLRL_REPO/dlrl" && test "$PWD" != "$DLRL_REPO"\n', None
+    )
     assert run_block(ok, tmp_path, timeout=30).returncode == 0
     bad = Block(REPO / "README.md", 1, "bash", "false\necho unreachable\n", None)
     proc = run_block(bad, tmp_path, timeout=30)

@@ -53,8 +53,7 @@ def shipped_reward_spec(name: str) -> str:
 
     if name not in SHIPPED_REWARDS:
         raise ConfigError(
-            f"unknown shipped reward 'dlrl:{name}'; valid: "
-            + ", ".join(f"dlrl:{n}" for n in SHIPPED_REWARDS)
+            f"unknown shipped reward 'dlrl:{name}'; valid: " + ", ".join(f"dlrl:{n}" for n in SHIPPED_REWARDS)
         )
     file, _, attr = SHIPPED_REWARDS[name].partition(":")
     return f"{shipped_dir('rewards') / file}:{attr}"

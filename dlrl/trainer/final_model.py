@@ -32,7 +32,9 @@ def base_model_name(trainer) -> str | None:
     if name:
         return str(name)
     core = unwrap_model(trainer.accelerator.unwrap_model(trainer.model))
-    return getattr(core, "name_or_path", None) or getattr(getattr(core, "config", None), "_name_or_path", None)
+    return getattr(core, "name_or_path", None) or getattr(
+        getattr(core, "config", None), "_name_or_path", None
+    )
 
 
 def base_moves(trainer) -> bool:
@@ -94,7 +96,9 @@ def save_final_model(trainer) -> Path:
         with unwrap_model_for_generation(trainer.model, acc, gather_deepspeed3_params=True) as unwrapped:
             unmerged = save_merged(unwrapped, trainer.tokenizer, model_dir) if acc.is_main_process else 0
         if unmerged and acc.is_main_process:
-            print(f"dlrl: {unmerged} LoRA layers cannot be merged exactly; {model_dir} not written, use {run / 'adapter'}")
+            print(
+                f"dlrl: {unmerged} LoRA layers cannot be merged exactly; {model_dir} not written, use {run / 'adapter'}"
+            )
             return run / "adapter"
     acc.wait_for_everyone()
     if acc.is_main_process:

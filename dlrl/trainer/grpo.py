@@ -31,9 +31,6 @@ from dlrl.models.lora_merge import merged_lora
 from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.data import PromptSampler
-from dlrl.trainer.final_model import save_final_model
-from dlrl.trainer.tracking import completion_rows, resolve_report_to
-from dlrl.trainer.trl_compat import trainer_inputs
 from dlrl.trainer.experience import (
     RolloutBatch,
     call_estimator,
@@ -41,6 +38,7 @@ from dlrl.trainer.experience import (
     make_rollout_batch,
     micro_seed,
 )
+from dlrl.trainer.final_model import save_final_model
 from dlrl.trainer.metrics import MetricsLogger, format_metrics, reduce_across_ranks
 from dlrl.trainer.objectives import Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.reference import ReferencePolicy, is_peft
@@ -51,6 +49,8 @@ from dlrl.trainer.setup import (
     build_scheduler,
     build_scorer,
 )
+from dlrl.trainer.tracking import completion_rows, resolve_report_to
+from dlrl.trainer.trl_compat import trainer_inputs
 
 
 class DiffusionGRPOTrainer:
@@ -245,7 +245,9 @@ class DiffusionGRPOTrainer:
         rows = completion_rows(self, records, self.buffer, self.global_step)
         self.logger.log_completions(self.global_step, rows)
         for r in rows[: self.args.num_completions_to_print or 0]:
-            print(f"[step {r['step']}] reward={r['reward']:.3g} | {r['prompt']!s:.60} → {r['completion']!s:.120}")
+            print(
+                f"[step {r['step']}] reward={r['reward']:.3g} | {r['prompt']!s:.60} → {r['completion']!s:.120}"
+            )
 
     def update(self, batch: RolloutBatch, k: int) -> dict:
         """One optimizer step on the rollout batch with the k-th estimator seed."""
@@ -335,5 +337,3 @@ class DiffusionGRPOTrainer:
 def _grad_norm(model: nn.Module) -> float:
     grads = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
     return float(torch.stack(grads).norm()) if grads else 0.0
-
-

@@ -49,7 +49,9 @@ def resolve_report_to(report_to, default: tuple[str, ...] = ()) -> list[str]:
         return [n for n in TRACKERS if _installed(n)]
     for n in names:
         if n not in TRACKERS:
-            raise ConfigError(f"report_to={n!r} is not supported; valid: {', '.join((*TRACKERS, 'all', 'none'))}")
+            raise ConfigError(
+                f"report_to={n!r} is not supported; valid: {', '.join((*TRACKERS, 'all', 'none'))}"
+            )
         if not _installed(n):
             raise ConfigError(f"report_to={n!r} needs the {_PACKAGE[n]} package: pip install 'dlrl[{n}]'")
     return list(dict.fromkeys(names))
@@ -80,7 +82,9 @@ class Trackers:
             trackio.init(project=os.environ.get("TRACKIO_PROJECT") or project, name=run_name, config=config)
 
     def log(self, step: int, row: dict) -> None:
-        scalars = {k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float)) and v is not None}
+        scalars = {
+            k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float)) and v is not None
+        }
         if self._tb is not None:
             for k, v in scalars.items():
                 self._tb.add_scalar(k, v, step)
@@ -95,7 +99,9 @@ class Trackers:
         columns = list(rows[0])
         data = [[r.get(c) for c in columns] for r in rows]
         if self._tb is not None:
-            text = "\n\n".join(f"**{r.get('reward')}** {r.get('prompt')!s} → {r.get('completion')!s}" for r in rows)
+            text = "\n\n".join(
+                f"**{r.get('reward')}** {r.get('prompt')!s} → {r.get('completion')!s}" for r in rows
+            )
             self._tb.add_text("completions", text, step)
         if self._wandb is not None:
             import wandb

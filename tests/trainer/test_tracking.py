@@ -46,7 +46,8 @@ def fake_trackers(monkeypatch):
         monkeypatch.setitem(sys.modules, name, mod)
     real = __import__("importlib.util").util.find_spec
     monkeypatch.setattr(
-        "dlrl.trainer.tracking.importlib.util.find_spec", lambda n, *a: fakes[n].__spec__ if n in fakes else real(n, *a)
+        "dlrl.trainer.tracking.importlib.util.find_spec",
+        lambda n, *a: fakes[n].__spec__ if n in fakes else real(n, *a),
     )
     return fakes
 
@@ -71,7 +72,11 @@ def test_missing_tracker_package_is_a_config_error(monkeypatch):
 def test_trainer_feeds_trackers_and_logs_completions(tiny, records, tmp_path, fake_trackers):
     model, tok = tiny
     cfg = make_config(
-        tmp_path, max_steps=2, report_to=["wandb", "trackio", "tensorboard"], log_completions=True, logging_steps=1
+        tmp_path,
+        max_steps=2,
+        report_to=["wandb", "trackio", "tensorboard"],
+        log_completions=True,
+        logging_steps=1,
     )
     DiffusionGRPOTrainer(model, tok, [_reward], records, cfg).train()
     run = tmp_path / "run"
@@ -92,7 +97,9 @@ def test_trainer_feeds_trackers_and_logs_completions(tiny, records, tmp_path, fa
 
 def test_report_to_none_writes_no_tracker_files(tiny, records, tmp_path):
     model, tok = tiny
-    DiffusionGRPOTrainer(model, tok, [_reward], records, make_config(tmp_path, max_steps=1, report_to="none")).train()
+    DiffusionGRPOTrainer(
+        model, tok, [_reward], records, make_config(tmp_path, max_steps=1, report_to="none")
+    ).train()
     run = tmp_path / "run"
     assert (run / "metrics.jsonl").is_file() and not (run / "tensorboard").exists()
     assert not (run / "completions.jsonl").exists()  # log_completions is off by default
@@ -101,7 +108,11 @@ def test_report_to_none_writes_no_tracker_files(tiny, records, tmp_path):
 def test_recipe_defaults_to_tensorboard_and_validates_names():
     from dlrl.recipe import parse_recipe
 
-    base = {"model": {"path": "tiny"}, "dataset": {"task": "arithmetic"}, "reward_funcs": ["dlrl:math_accuracy"]}
+    base = {
+        "model": {"path": "tiny"},
+        "dataset": {"task": "arithmetic"},
+        "reward_funcs": ["dlrl:math_accuracy"],
+    }
     assert parse_recipe(dict(base)).training_config().report_to == ["tensorboard"]
     with pytest.raises(ConfigError, match="report_to='mlflow'"):
         parse_recipe({**base, "report_to": ["mlflow"]}).training_config()

@@ -46,7 +46,9 @@ def test_model_by_path_and_peft_wrapped_load_model_module(records, tmp_path):
     tok = load_tokenizer("tiny")
     m = load_model("tiny", tokenizer=tok)
     wrapped = get_peft_model(m.module, LoraConfig(r=2, target_modules=["q_proj"]))
-    trainer = DiffusionGRPOTrainer(wrapped, reward_funcs=[_reward], train_dataset=records, args=args, processing_class=tok)
+    trainer = DiffusionGRPOTrainer(
+        wrapped, reward_funcs=[_reward], train_dataset=records, args=args, processing_class=tok
+    )
     assert trainer.dlm().mask_token_id == m.mask_token_id
     trainer.train()
 
@@ -55,7 +57,9 @@ def test_conflicting_or_missing_arguments_are_one_line_errors(tiny, records, tmp
     model, tok = tiny
     args = make_config(tmp_path)
     with pytest.raises(ConfigError, match="processing_class"):
-        DiffusionGRPOTrainer(model, tok, [_reward], records, args, processing_class=tok.__class__.from_pretrained)
+        DiffusionGRPOTrainer(
+            model, tok, [_reward], records, args, processing_class=tok.__class__.from_pretrained
+        )
     with pytest.raises(ConfigError, match="peft_config"):
         DiffusionGRPOTrainer(model, tok, [_reward], records, args, lora=object(), peft_config=LoraConfig())
     with pytest.raises(ConfigError, match="tokenizer"):
