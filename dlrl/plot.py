@@ -49,13 +49,14 @@ def moving_average(ys: list[float], window: int) -> list[float]:
 
 
 def varying_keys(rows: list[dict], keys: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """(keys whose values change over the run, keys present but constant)."""
+    """(keys to draw, keys present but constant over two or more points). A single point is drawn."""
     varying, constant = [], []
     for k in keys:
         values = [r[k] for r in rows if isinstance(r.get(k), (int, float))]
         if not values:
             continue
-        (varying if max(values) - min(values) > 1e-12 * max(1.0, abs(max(values))) else constant).append(k)
+        same = len(values) > 1 and max(values) - min(values) <= 1e-12 * max(1.0, abs(max(values)))
+        (constant if same else varying).append(k)
     return varying, constant
 
 
@@ -74,10 +75,12 @@ def plot_run(
 
     rows = read_metrics(run_dir)
     present, constant = varying_keys(rows, keys)
+    if not present:  # nothing changes: the flat lines are still the answer
+        present, constant = constant, []
     if constant:
         print(f"dlrl plot: constant over the run, not drawn: {', '.join(constant)}")
     if not present:
-        raise DLRLError(f"no plottable (varying) metrics ({', '.join(keys)}) in {run_dir}")
+        raise DLRLError(f"no plottable metrics ({', '.join(keys)}) in {run_dir}")
     cols = min(3, len(present))
     nrows = -(-len(present) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)

@@ -28,7 +28,9 @@ def test_constant_panels_are_dropped(tmp_path, capsys):
     out = plot_run(tmp_path, keys=("reward", "kl", "learning_rate"))
     assert out.is_file() and out.stat().st_size > 1000
     assert "not drawn: kl, learning_rate" in capsys.readouterr().out
-    with pytest.raises(DLRLError, match="varying"):
-        plot_run(tmp_path, keys=("kl",))
+    assert plot_run(tmp_path, keys=("kl",), out=tmp_path / "flat.png").is_file()  # all flat: drawn
+    with pytest.raises(DLRLError, match="no plottable metrics"):
+        plot_run(tmp_path, keys=("entropy",))
+    assert varying_keys([{"step": 1, "reward": 0.5}], ("reward",)) == (["reward"], [])  # one point
     assert main([str(tmp_path), "--smooth", "1", "--out", str(tmp_path / "raw.png")]) == 0
     assert (tmp_path / "raw.png").is_file()
