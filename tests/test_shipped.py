@@ -1,5 +1,6 @@
 """Shipped recipes and rewards resolve from any working directory (and ship inside wheels)."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -60,8 +61,16 @@ def test_local_file_wins_over_shipped(tmp_path, monkeypatch):
 def test_wheel_carries_recipes_and_rewards(tmp_path):
     """``pip wheel`` (no deps, no isolation: offline) puts both folders under dlrl/_shipped/."""
     pytest.importorskip("setuptools")
+    # build from a copy: pip builds in-tree, and the checkout should not collect build/ leftovers
+    src = tmp_path / "src"
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "_shipped", "*.egg-info")
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("dlrl", "recipes", "rewards"):
+        shutil.copytree(REPO / name, src / name, ignore=skip)
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(src)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if out.returncode != 0 and "No module named pip" in out.stderr:
