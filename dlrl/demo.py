@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "coupled_grpo.yaml"
+RECIPE = "recipes/tiny/coupled_grpo.yaml"  # resolved against the shipped recipes from any directory
 
 
 def _accuracy(model, tok, records, graders, settings):

@@ -118,7 +118,9 @@ class Recipe:
                 "sync_ref_model: false (d1's own setting is a no-op under LoRA)"
             )
         kwargs.setdefault("output_dir", str(Path("runs") / self.name))
-        kwargs.setdefault("report_to", [])
+        from dlrl.trainer.tracking import default_report_to
+
+        kwargs.setdefault("report_to", default_report_to())
         _cpu_defaults(kwargs)
         try:
             return config_cls(**kwargs)
@@ -154,10 +156,13 @@ def training_fields(config_cls=None) -> dict[str, Any]:
 def load_recipe(
     path: str | Path, overrides: list[str] | None = None, config_cls=None, kind: str = "grpo"
 ) -> Recipe:
-    """Read, override (``key=value`` / ``section.key=value``) and validate a recipe file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"recipe {str(path)!r} does not exist")
+    """Read, override (``key=value`` / ``section.key=value``) and validate a recipe file.
+
+    A relative path that does not exist here names a shipped recipe (``recipes/tiny/…``), so the
+    documented commands work from any working directory."""
+    from dlrl.shipped import resolve_recipe_path
+
+    p = resolve_recipe_path(path)
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:
@@ -323,6 +328,9 @@ def _apply_override(raw: dict, item: str) -> None:
     node = raw
     parts = key.strip().split(".")
     for part in parts[:-1]:
+        if isinstance(node.get(part), str):
+            # a key given as a bare name (``masking: uniform``) takes options as {name: …, **options}
+            node[part] = {"name": node[part]}
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {item!r}: {part!r} is not a section")

@@ -64,7 +64,9 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
         quantization=spec.quantization,
     )
     config.prompt_column = recipe.dataset.prompt_column
-    return DiffusionGRPOTrainer(model, tokenizer, funcs, records, config, lora=recipe.lora)
+    trainer = DiffusionGRPOTrainer(model, tokenizer, funcs, records, config, lora=recipe.lora)
+    trainer.base_model = spec.path  # named in checkpoints and adapter metadata
+    return trainer
 
 
 def run_recipe(

@@ -119,3 +119,13 @@ def test_recipe_reference_is_up_to_date():
     # installed releases are the ones it was generated with (CI may resolve newer ones).
     if upstream_versions() in on_disk:
         assert on_disk == fresh, "docs/recipe_keys.md is stale: run make docs"
+
+
+def test_set_option_of_a_key_given_as_a_bare_name():
+    """``masking: uniform`` + ``--set masking.name=beta --set masking.w=0.5`` → {name: beta, w: 0.5}."""
+    from dlrl.recipe import _apply_override
+
+    raw = {"masking": "uniform"}
+    _apply_override(raw, "masking.name=beta")
+    _apply_override(raw, "masking.w=0.5")
+    assert raw["masking"] == {"name": "beta", "w": 0.5}

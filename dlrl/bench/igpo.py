@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "tiny" / "igpo.yaml"
+_RECIPE = "recipes/tiny/igpo.yaml"  # resolved against the shipped recipes from any directory
 
 # Everything but the algorithm is pinned so the arms differ only by inpainting.
 SHARED = (
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = p.parse_args(argv)
     print(
-        f"IGPO vs diffu-GRPO on {_RECIPE.name}, {args.steps} steps, 8 prompts x 8 completions per rollout from 16 problems"
+        f"IGPO vs diffu-GRPO on {Path(_RECIPE).name}, {args.steps} steps, 8 prompts x 8 completions per rollout from 16 problems"
     )
     print(
         f"{'seed':>4}  {'arm':<10}  {'all-wrong':>9}  {'reward first 4':>14}  {'reward last 4':>13}  "

@@ -15,7 +15,7 @@ Examples::
 
 A recipe supplies defaults (``model.path``, ``dataset.task``/``path``/``task_options``,
 ``reward_funcs``, ``gen_length``/``block_length``/``diffusion_steps``; decoding stays greedy unless
-``--temperature`` is given); command-line flags override them. ``--trained`` evaluates the recipe's ``output_dir`` instead of ``model.path``.
+``--temperature`` is given); command-line flags override them. ``--trained`` evaluates the model the recipe's run wrote (``output_dir/model``) instead of ``model.path``.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def _recipe_defaults(path: Path, trained: bool) -> dict:
         raise DLRLError(f"recipe {str(path)!r} must be a mapping")
     ds, model = raw.get("dataset") or {}, raw.get("model") or {}
     out = {
-        "model": raw.get("output_dir", str(Path("runs") / path.stem))
+        # the final model `dlrl train`/`dlrl sft` write (merged under LoRA)
+        "model": str(Path(raw.get("output_dir", str(Path("runs") / path.stem))) / "model")
         if trained
         else model.get("path", "tiny"),
         "task": ds.get("task"),
@@ -174,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         from dlrl.models import load_model, load_tokenizer
 
         is_recipe = args.model.endswith((".yaml", ".yml"))
+        if is_recipe:
+            from dlrl.shipped import resolve_recipe_path
+
+            args.model = str(resolve_recipe_path(args.model))
         defaults = _recipe_defaults(Path(args.model), args.trained) if is_recipe else {}
         model_path = defaults.get("model", args.model) if is_recipe else args.model
         records, task_graders = _load_records(args, defaults)

@@ -37,10 +37,22 @@ def resolve_targets(target_modules: str | list[str] | None):
     return target_modules
 
 
-def apply_lora(model, settings: LoraSettings | None = None, **overrides):
-    """Wrap ``model`` (an ``nn.Module``) in a peft ``PeftModel`` with LoRA adapters."""
-    from peft import LoraConfig, get_peft_model
+def apply_lora(model, settings=None, **overrides):
+    """Wrap ``model`` (an ``nn.Module``) in a peft ``PeftModel`` with LoRA adapters.
 
+    ``settings``: :class:`LoraSettings` (a recipe's ``lora:``) or a ``peft.LoraConfig`` as TRL users
+    pass it (``peft_config=``); a LoraConfig without ``target_modules`` gets LLaDA's projections."""
+    import copy
+
+    from peft import LoraConfig, PeftConfig, get_peft_model
+
+    if isinstance(settings, PeftConfig):
+        config = copy.deepcopy(settings)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        if getattr(config, "target_modules", None) is None:
+            config.target_modules = LLADA_LORA_TARGETS
+        return get_peft_model(model, config)
     s = settings or LoraSettings()
     for key, value in overrides.items():
         setattr(s, key, value)

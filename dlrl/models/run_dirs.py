@@ -12,7 +12,7 @@
 The run layout (shared with the trainer): ``RUN/model/`` = full model (merged for LoRA) +
 tokenizer; ``RUN/adapter/`` = peft adapter (LoRA); ``RUN/checkpoint-N/`` holds ``adapter/`` or
 ``model/`` plus optimizer state; a checkpoint's adapter names its base model in a metadata file
-(``dlrl_run.json``, ``trainer_state.json`` or ``metadata.json``, key ``base_model`` /
+(``dlrl_checkpoint.json``, key ``base_model`` /
 ``base_model_name_or_path`` / ``base_model_path``) or else in ``adapter_config.json``.
 """
 
@@ -35,7 +35,7 @@ WEIGHT_FILES = (
 )
 TINY_ALIASES = ("tiny", "dlrl:tiny")
 ADAPTER_CONFIG = "adapter_config.json"
-RUN_METADATA = "dlrl_run.json"
+RUN_METADATA = "dlrl_checkpoint.json"  # written by dlrl.trainer.final_model
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -116,7 +116,7 @@ def _from_dir(p: Path, shown: str) -> ModelSource:
     )
 
 
-METADATA_FILES = (RUN_METADATA, "trainer_state.json", "metadata.json")
+METADATA_FILES = (RUN_METADATA,)
 BASE_KEYS = ("base_model", "base_model_name_or_path", "base_model_path")
 
 

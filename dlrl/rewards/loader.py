@@ -1,10 +1,12 @@
 """Resolve reward-function specs from recipes into callables.
 
 Accepted forms:
+  * ``"dlrl:NAME"``             - a shipped reward by name (:data:`SHIPPED_REWARDS`), any directory
   * ``"pkg.mod:fn"``           - import ``pkg.mod`` and take attribute ``fn`` (``fn`` may be dotted)
   * ``"pkg.mod.fn"``           - the same, split at the last dot (e.g. ``trl.rewards.accuracy_reward``)
   * ``"path/to/file.py:fn"``   - load the file by path; relative paths are tried against the
-                                 current directory, then against ``base_dir`` (a recipe's folder)
+                                 current directory, then against ``base_dir`` (a recipe's folder),
+                                 then (``rewards/…``) against the shipped rewards folder
 
 Files are imported under a unique private module name: ``rewards/math.py``
 must never be importable as (or shadow) the stdlib ``math``.
@@ -25,6 +27,36 @@ from dlrl.errors import ConfigError
 
 #: Attribute set on loaded callables so worker processes can re-load them by spec.
 SPEC_ATTR = "__dlrl_reward_spec__"
+
+#: ``dlrl:NAME`` → the function in the shipped ``rewards/`` folder (docs/rewards.md has the table).
+SHIPPED_REWARDS = {
+    "math_accuracy": "math.py:accuracy_reward",
+    "countdown": "countdown.py:countdown_reward",
+    "sudoku": "sudoku.py:sudoku_reward",
+    "code": "code.py:code_reward",
+    "code_format": "code.py:code_format_reward",
+    "xml_format": "format.py:xml_format_reward",
+    "soft_xml_format": "format.py:soft_xml_format_reward",
+    "xml_count": "format.py:xml_count_reward",
+    "boxed_format": "format.py:boxed_format_reward",
+    "boxed_in_answer": "format.py:boxed_in_answer_reward",
+    "length_penalty": "format.py:length_penalty",
+    "overlong_penalty": "format.py:overlong_penalty",
+    "target_share": "toy.py:target_share_reward",
+    "distinct_chars": "toy.py:distinct_chars_reward",
+}
+
+
+def shipped_reward_spec(name: str) -> str:
+    """``math_accuracy`` → ``/…/rewards/math.py:accuracy_reward`` (an absolute file spec)."""
+    from dlrl.shipped import shipped_dir
+
+    if name not in SHIPPED_REWARDS:
+        raise ConfigError(
+            f"unknown shipped reward 'dlrl:{name}'; valid: " + ", ".join(f"dlrl:{n}" for n in SHIPPED_REWARDS)
+        )
+    file, _, attr = SHIPPED_REWARDS[name].partition(":")
+    return f"{shipped_dir('rewards') / file}:{attr}"
 
 
 def _split(spec: str) -> tuple[str, str]:
@@ -52,7 +84,15 @@ def _find_file(target: str, base_dir: str | None) -> str:
     for c in candidates:
         if os.path.isfile(c):
             return os.path.realpath(c)
-    raise ConfigError(f"reward file not found: {target!r} (looked in: {', '.join(candidates)})")
+    from dlrl.shipped import resolve_shipped
+
+    shipped = resolve_shipped(target, "rewards") if target.startswith("rewards/") else None
+    if shipped is not None:
+        return os.path.realpath(shipped)
+    raise ConfigError(
+        f"reward file not found: {target!r} (looked in: {', '.join(candidates)}); shipped rewards by name: "
+        + ", ".join(f"dlrl:{n}" for n in SHIPPED_REWARDS)
+    )
 
 
 def _load_file(path: str) -> Any:
@@ -104,7 +144,10 @@ def load_reward_function(
     else:
         if not isinstance(spec, str) or not spec.strip():
             raise ConfigError(f"reward spec must be a non-empty string or a callable, got {spec!r}")
-        target, attr = _split(spec.strip())
+        spec = spec.strip()
+        if spec.startswith("dlrl:"):
+            spec = shipped_reward_spec(spec[len("dlrl:") :])
+        target, attr = _split(spec)
         if not attr:
             raise ConfigError(f"reward spec {spec!r} names no function after ':'")
         if _is_path(target):
@@ -115,7 +158,10 @@ def load_reward_function(
             try:
                 module = importlib.import_module(target)
             except ModuleNotFoundError as exc:
-                raise ConfigError(f"reward spec {spec!r}: cannot import module {target!r} ({exc})") from None
+                raise ConfigError(
+                    f"reward spec {spec!r}: cannot import module {target!r} ({exc}); shipped rewards by "
+                    "name: " + ", ".join(f"dlrl:{n}" for n in SHIPPED_REWARDS)
+                ) from None
             fn = _getattr_path(module, attr, f"module {target!r}")
             canonical = f"{target}:{attr}"
         if not callable(fn):

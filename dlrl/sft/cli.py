@@ -3,7 +3,8 @@
 The recipe's ``model``/``dataset``/``lora`` sections mean what they mean for ``dlrl train``; the
 top-level keys are :class:`dlrl.sft.SFTConfig` fields. ``eval_num_samples`` > 0 with a
 ``dataset.task`` holds out that many prompts (disjoint from training) for the validation loss.
-The final model (LoRA merged unless ``merge_lora: false``) and tokenizer go to ``output_dir``.
+The final model (LoRA merged unless ``merge_lora: false``) and tokenizer go to ``output_dir/model``,
+a LoRA adapter to ``output_dir/adapter``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dlrl.errors import DLRLError
 
 
 def run_recipe(path: str | Path, overrides: list[str] | None = None) -> Path:
-    """Load the recipe, train, save; returns the output directory."""
+    """Load the recipe, train, save; returns the final model directory."""
     from dlrl.models import load_model, load_tokenizer
     from dlrl.recipe import load_recipe
     from dlrl.sft.config import SFTConfig
@@ -32,8 +33,8 @@ def run_recipe(path: str | Path, overrides: list[str] | None = None) -> Path:
     )
     trainer = SFTTrainer(model, tok, train, config, eval_records=test, lora=recipe.lora)
     trainer.train_model()
-    out = trainer.save()
-    print(f"saved {out}")
+    out = trainer.save_run()
+    print(f"final model: {out}")
     return out
 
 

@@ -40,7 +40,8 @@ class SFTConfig:
         eval_masking: ratio distribution of the validation loss (fixed seed, same masks each time).
         logging_steps, save_steps: metrics cadence; checkpoint every N steps (0 = only the final model).
         merge_lora: save LoRA runs as merged full weights (loadable by ``dlrl eval``); else the adapter.
-        use_cpu, bf16, report_to: shared with the RL recipe machinery (``report_to`` is unused).
+        use_cpu, bf16: shared with the RL recipe machinery. report_to: trackers (``tensorboard``,
+            ``wandb``, ``trackio``, ``all``; ``dlrl.trainer.tracking``); none by default.
     """
 
     output_dir: str = "runs/sft"
@@ -83,5 +84,8 @@ class SFTConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_completion_length is not None and self.max_completion_length < 1:
             raise ConfigError(f"max_completion_length must be >= 1, got {self.max_completion_length}")
+        from dlrl.trainer.tracking import resolve_report_to
+
+        resolve_report_to(self.report_to)  # a tracker named but not installed fails now
         make_mask_sampler(self.masking)  # fail now, not at step 1
         make_mask_sampler(self.eval_masking)

@@ -19,6 +19,7 @@ from dlrl.sft.data import SFTBatch, TokenizedExample, collate, tokenize_example
 from dlrl.sft.loss import sft_loss
 from dlrl.sft.masking import make_mask_sampler
 from dlrl.trainer.metrics import MetricsLogger
+from dlrl.trainer.tracking import resolve_report_to
 
 
 class SFTTrainer:
@@ -101,7 +102,7 @@ class SFTTrainer:
         log = MetricsLogger(
             out,
             enabled=acc.is_main_process,
-            tensorboard="tensorboard" in (c.report_to or []),
+            trackers=resolve_report_to(c.report_to),
             append=c.resume,
         )
         start = self._resume(out, acc, gen) if c.resume else 0
@@ -166,10 +167,14 @@ class SFTTrainer:
         return self.history
 
     def _checkpoint(self, path: Path, acc, gen: torch.Generator, step: int) -> None:
-        """Model (loadable) + accelerate state + the batch/mask generator: enough to resume exactly.
-        ``sft_state.pt`` is written last, so a checkpoint without it is incomplete."""
-        self.save(path, acc)
-        acc.save_state(str(path / "state"))
+        """``model/`` (or ``adapter/`` under LoRA) + accelerate state (LoRA: trainable weights only)
+        + the batch/mask generator: enough to resume exactly. ``sft_state.pt`` is written last, so a
+        checkpoint without it is incomplete."""
+        from dlrl.trainer.checkpoint import save_state
+
+        lora = self.lora is not None
+        self.save(path / ("adapter" if lora else "model"), acc, merge=False)
+        save_state(acc, self.model.module, path / "state", trainable_only=lora)
         if acc.is_main_process:
             torch.save(
                 {"step": step, "generator": gen.get_state(), "history": self.history}, path / "sft_state.pt"
@@ -183,8 +188,10 @@ class SFTTrainer:
         )
         if not done:
             return 0
+        from dlrl.trainer.checkpoint import load_state
+
         step, path = done[-1]
-        acc.load_state(str(path / "state"))
+        load_state(acc, path / "state", trainable_only=self.lora is not None)
         state = torch.load(path / "sft_state.pt", weights_only=False)
         gen.set_state(state["generator"])
         self.history = list(state["history"])
@@ -206,20 +213,31 @@ class SFTTrainer:
             seed=seed,
         )
 
-    def save(self, path: str | Path | None = None, accelerator=None) -> Path:
-        """Write model (+ tokenizer) to ``path`` (default ``output_dir``); LoRA → merged if ``merge_lora``."""
-        path = Path(path or self.config.output_dir)
+    def save(self, path: str | Path | None = None, accelerator=None, merge: bool | None = None) -> Path:
+        """Write model (+ tokenizer) to ``path`` (default ``output_dir/model``); LoRA → merged when
+        ``merge`` (default ``merge_lora``), else the peft adapter."""
+        path = Path(path or Path(self.config.output_dir) / "model")
         acc = accelerator or getattr(self, "accelerator", None)
         module = acc.unwrap_model(self.model.module) if acc is not None else self.model.module
         if acc is not None and not acc.is_main_process:
             return path
-        if self.lora is not None and self.config.merge_lora:
+        if self.lora is not None and (self.config.merge_lora if merge is None else merge):
             import copy
 
             module = copy.deepcopy(module).merge_and_unload()
         module.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
         return path
+
+    def save_run(self) -> Path:
+        """The run directory contract (``dlrl.trainer.final_model``): ``output_dir/model`` (merged
+        under LoRA unless ``merge_lora: false``) and ``output_dir/adapter`` (LoRA); returns the model
+        directory (the adapter's when not merged)."""
+        out = Path(self.config.output_dir)
+        if self.lora is None:
+            return self.save(out / "model")
+        adapter = self.save(out / "adapter", merge=False)
+        return self.save(out / "model", merge=True) if self.config.merge_lora else adapter
 
 
 @torch.no_grad()

@@ -1,9 +1,11 @@
 """Checkpoints: everything a resumed run needs to produce the same losses.
 
-``checkpoint-N/`` holds accelerate's state (model or adapter, optimizer, scheduler, RNG states,
+``checkpoint-N/`` holds accelerate's state (trainable weights, optimizer, scheduler, RNG states,
 DeepSpeed shards), ``trainer_state.json`` (step, rollout counter, data position, failure counts),
-the current rollout buffer (μ > 1 resumes mid-cycle) and a ``model/`` directory loadable with
-``from_pretrained`` (only the adapter with LoRA).
+the current rollout buffer (μ > 1 resumes mid-cycle), ``dlrl_checkpoint.json`` naming the base
+model, and either ``adapter/`` (LoRA: a peft adapter directory) or ``model/`` (full weights,
+loadable with ``from_pretrained``). Under LoRA the frozen base is not saved again: accelerate's
+copy keeps only the trainable parameters and resuming loads it non-strictly onto the base.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import shutil
 from pathlib import Path
 
 import torch
+
+from dlrl.trainer.final_model import base_moves, checkpoint_metadata, write_metadata
+from dlrl.trainer.reference import is_peft
 
 STATE_FILE = "trainer_state.json"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
@@ -40,11 +45,12 @@ def save_checkpoint(trainer, step: int) -> Path:
     checkpoint that looks complete."""
     acc = trainer.accelerator
     out = Path(trainer.args.output_dir) / f"checkpoint-{step}"
-    acc.save_state(str(out))
+    save_state(acc, trainer.model, out, trainable_only=_adapter_only(trainer))
     torch.save(trainer.buffer_state(), out / f"rollout_buffer_rank{acc.process_index}.pt")
-    trainer.save_model(out / "model")
+    trainer.save_model(out / ("adapter" if is_peft(trainer.model) else "model"))
     acc.wait_for_everyone()
     if acc.is_main_process:
+        write_metadata(out, checkpoint_metadata(trainer, step))
         (out / STATE_FILE).write_text(json.dumps(trainer.state_dict(), indent=2))
         _rotate(trainer.args.output_dir, trainer.args.save_total_limit, keep=out)
     acc.wait_for_everyone()
@@ -53,13 +59,51 @@ def save_checkpoint(trainer, step: int) -> Path:
 
 def load_checkpoint(trainer, path: Path) -> None:
     acc = trainer.accelerator
-    acc.load_state(str(path))
+    load_state(acc, path, trainable_only=_adapter_only(trainer))
     trainer.load_state_dict(json.loads((path / STATE_FILE).read_text()))
     buffer = path / f"rollout_buffer_rank{acc.process_index}.pt"
     if buffer.is_file():
         # DeepSpeed on CPU reports the device as "cpu:0", which torch.load cannot map to.
         where = "cpu" if acc.device.type == "cpu" else acc.device
         trainer.load_buffer_state(torch.load(buffer, map_location=where, weights_only=False))
+
+
+def save_state(acc, model, out: str | Path, trainable_only: bool) -> None:
+    """``accelerate.save_state``; ``trainable_only`` (LoRA) drops the frozen base from the weights."""
+    if not trainable_only:
+        acc.save_state(str(out))
+    elif _is_deepspeed(acc):
+        acc.save_state(str(out), exclude_frozen_parameters=True)
+    else:
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+
+        def keep_trainable(models, weights, output_dir):
+            for i, state in enumerate(weights):
+                weights[i] = {k: v for k, v in state.items() if k in trainable}
+
+        handle = acc.register_save_state_pre_hook(keep_trainable)
+        try:
+            acc.save_state(str(out))
+        finally:
+            handle.remove()
+
+
+def load_state(acc, path: str | Path, trainable_only: bool) -> None:
+    """The counterpart of :func:`save_state`: a trainable-only file loads onto the model's base."""
+    if not trainable_only:
+        acc.load_state(str(path))
+    elif _is_deepspeed(acc):
+        acc.load_state(str(path), load_module_strict=False)
+    else:
+        acc.load_state(str(path), strict=False)
+
+
+def _adapter_only(trainer) -> bool:
+    return is_peft(trainer.model) and not base_moves(trainer)
+
+
+def _is_deepspeed(acc) -> bool:
+    return getattr(acc.state, "deepspeed_plugin", None) is not None
 
 
 def _rotate(output_dir, limit: int | None, keep: Path | None = None) -> None:

@@ -162,6 +162,7 @@ class DiffusionGRPOConfig(GRPOConfig):
     log_jsonl: bool = field(default=True, metadata={"help": "Write metrics to output_dir/metrics.jsonl."})
 
     def __post_init__(self):
+        _cpu_fallback(self)
         if self.gen_length is None:
             self.gen_length = self.max_completion_length
         self.max_completion_length = self.gen_length
@@ -208,6 +209,9 @@ class DiffusionGRPOConfig(GRPOConfig):
         if self.num_iterations < 1:
             raise ConfigError(f"num_iterations={self.num_iterations} must be ≥ 1")
         self._validate_igpo()
+        from dlrl.trainer.tracking import resolve_report_to
+
+        resolve_report_to(self.report_to)  # a tracker named but not installed fails here
         for key, accepted in UNSUPPORTED_TRL.items():
             if getattr(self, key, accepted) != accepted:  # older TRL releases lack some of them
                 raise ConfigError(
@@ -254,6 +258,20 @@ class DiffusionGRPOConfig(GRPOConfig):
     @property
     def prompts_per_step(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps // self.num_generations
+
+
+def _cpu_fallback(config) -> None:
+    """TRL turns bf16 on by default, which transformers refuses without a GPU: on a machine without
+    one, an unset (or ``"auto"``) bf16 means fp32, as recipes do (``dlrl.recipe._cpu_defaults``)."""
+    import torch
+
+    if torch.cuda.is_available():
+        if config.bf16 == "auto":
+            config.bf16 = torch.cuda.is_bf16_supported()
+        return
+    if config.bf16 is None or config.bf16 == "auto":
+        config.bf16 = False
+        config.use_cpu = True
 
 
 def _choice(key: str, value, valid) -> None:

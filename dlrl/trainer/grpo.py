@@ -39,6 +39,7 @@ from dlrl.trainer.experience import (
     make_rollout_batch,
     micro_seed,
 )
+from dlrl.trainer.final_model import save_final_model
 from dlrl.trainer.metrics import MetricsLogger, format_metrics, reduce_across_ranks
 from dlrl.trainer.objectives import Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.reference import ReferencePolicy, is_peft
@@ -49,6 +50,8 @@ from dlrl.trainer.setup import (
     build_scheduler,
     build_scorer,
 )
+from dlrl.trainer.tracking import completion_rows, resolve_report_to
+from dlrl.trainer.trl_compat import trainer_inputs
 
 
 class DiffusionGRPOTrainer:
@@ -61,19 +64,27 @@ class DiffusionGRPOTrainer:
         train_dataset: list of records (dicts) or a ``datasets.Dataset``.
         args: :class:`DiffusionGRPOConfig`.
         lora: ``dlrl.models.lora.LoraSettings`` to wrap the model with LoRA adapters.
+        processing_class, peft_config: TRL's names for ``tokenizer`` and LoRA (a ``peft.LoraConfig``);
+            ``model`` may be a checkpoint path/id, as in TRL (``dlrl.trainer.trl_compat``).
     """
 
     def __init__(
         self,
         model,
-        tokenizer,
-        reward_funcs,
-        train_dataset,
-        args: DiffusionGRPOConfig,
+        tokenizer=None,
+        reward_funcs=None,
+        train_dataset=None,
+        args: DiffusionGRPOConfig | None = None,
         *,
+        processing_class=None,
+        peft_config=None,
         lora=None,
         accelerator=None,
     ):
+        # TRL's keyword names (processing_class=, peft_config=, model as a path/id) map onto ours
+        model, tokenizer, reward_funcs, train_dataset, args, lora, self.base_model = trainer_inputs(
+            model, tokenizer, reward_funcs, train_dataset, args, processing_class, peft_config, lora
+        )
         self.args = args
         self.algorithm = get_algorithm(args.algorithm)
         self.accelerator = accelerator or build_accelerator(args)
@@ -121,8 +132,9 @@ class DiffusionGRPOTrainer:
             args.output_dir,
             enabled=acc.is_main_process,
             jsonl=args.log_jsonl,
-            tensorboard=_wants_tensorboard(args),
+            trackers=resolve_report_to(args.report_to),
             append=args.resume,
+            run_config=args.to_dict() if acc.is_main_process and hasattr(args, "to_dict") else None,
         )
 
     # ---- helpers the experience module and subclasses use ---------------------------------
@@ -184,6 +196,7 @@ class DiffusionGRPOTrainer:
             if k == 0 or self.buffer is None:
                 records = [self.records[i] for i in self.sampler.next_indices(a.prompts_per_step)]
                 self.buffer = make_rollout_batch(self, records)
+                self._rollout_records = records
                 self.rollout_index += 1
             t0 = time.perf_counter()
             metrics = self.update(self.buffer, k)
@@ -195,6 +208,8 @@ class DiffusionGRPOTrainer:
             metrics["reward_failures"] = float(sum(getattr(self.scorer, "failures", {}).values()))
             last = {**last, **reduce_across_ranks(acc, metrics)}
             self.logger.log(self.global_step, last)
+            if a.log_completions and a.logging_steps and self.global_step % int(a.logging_steps) == 0:
+                self._log_completions(getattr(self, "_rollout_records", []))
             bar.update(1)
             bar.set_postfix_str(format_metrics(last, ("reward", "loss", "kl")))
             if acc.is_main_process and a.logging_steps and self.global_step % int(a.logging_steps) == 0:
@@ -219,9 +234,21 @@ class DiffusionGRPOTrainer:
                 save_checkpoint(self, self.global_step)
         bar.close()
         save_checkpoint(self, self.global_step)
+        save_final_model(self)
         self.logger.close()
         self.scorer.close()
         return last
+
+    def _log_completions(self, records: list[dict]) -> None:
+        """``log_completions``: this process's latest rollout, every ``logging_steps`` steps."""
+        if not self.accelerator.is_main_process:
+            return
+        rows = completion_rows(self, records, self.buffer, self.global_step)
+        self.logger.log_completions(self.global_step, rows)
+        for r in rows[: self.args.num_completions_to_print or 0]:
+            print(
+                f"[step {r['step']}] reward={r['reward']:.3g} | {r['prompt']!s:.60} → {r['completion']!s:.120}"
+            )
 
     def update(self, batch: RolloutBatch, k: int) -> dict:
         """One optimizer step on the rollout batch with the k-th estimator seed."""
@@ -312,8 +339,3 @@ class DiffusionGRPOTrainer:
 def _grad_norm(model: nn.Module) -> float:
     grads = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
     return float(torch.stack(grads).norm()) if grads else 0.0
-
-
-def _wants_tensorboard(args) -> bool:
-    report = args.report_to if isinstance(args.report_to, (list, tuple)) else [args.report_to]
-    return "none" not in report and getattr(args, "tensorboard", True)

@@ -1,4 +1,4 @@
-"""Metrics to stdout, ``metrics.jsonl`` and TensorBoard — one call per step."""
+"""Metrics to stdout, ``metrics.jsonl`` and the ``report_to`` trackers — one call per step."""
 
 from __future__ import annotations
 
@@ -53,10 +53,8 @@ def _is_number(v) -> bool:
 
 
 class MetricsLogger:
-    """Writes one JSON line per logged step; mirrors scalars to TensorBoard when enabled.
-
-    Only the main process writes. ``print_every`` controls stdout lines (the progress bar shows
-    the latest reward in between).
+    """Writes one JSON line per logged step and mirrors scalars to the ``trackers``
+    (resolved ``report_to`` names, ``dlrl.trainer.tracking``). Only the main process writes.
     """
 
     def __init__(
@@ -65,13 +63,16 @@ class MetricsLogger:
         *,
         enabled: bool = True,
         jsonl: bool = True,
-        tensorboard: bool = True,
+        trackers: list[str] | tuple[str, ...] = (),
         append: bool = False,
+        run_config: dict | None = None,
     ):
         self.enabled = enabled
         self.path = Path(output_dir) / "metrics.jsonl"
+        self.completions_path = Path(output_dir) / "completions.jsonl"
         self._file = None
-        self._tb = None
+        self._trackers = None
+        self._append = append
         self._start = time.time()
         if not enabled:
             return
@@ -79,13 +80,10 @@ class MetricsLogger:
         if jsonl:
             # A resumed run continues its file; a fresh run in the same directory starts a new one.
             self._file = self.path.open("a" if append else "w")
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        if trackers:
+            from dlrl.trainer.tracking import Trackers
 
-                self._tb = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"))
-            except ImportError:  # tensorboard is a core dependency; stay quiet if someone removed it
-                self._tb = None
+            self._trackers = Trackers(list(trackers), output_dir, run_config)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
@@ -95,18 +93,28 @@ class MetricsLogger:
         if self._file:
             self._file.write(json.dumps(row) + "\n")
             self._file.flush()
-        if self._tb:
-            for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)) and v is not None:
-                    self._tb.add_scalar(k, v, step)
+        if self._trackers:
+            self._trackers.log(step, row)
+
+    def log_completions(self, step: int, rows: list[dict]) -> None:
+        """Sampled completions (``log_completions``): ``completions.jsonl`` + the trackers."""
+        if not self.enabled or not rows:
+            return
+        mode = "a" if (self._append or self.completions_path.exists()) else "w"
+        with self.completions_path.open(mode) as f:
+            for r in rows:
+                f.write(json.dumps({k: _clean(v) for k, v in r.items()}) + "\n")
+        self._append = True
+        if self._trackers:
+            self._trackers.log_completions(step, rows)
 
     def close(self) -> None:
         if self._file:
             self._file.close()
             self._file = None
-        if self._tb:
-            self._tb.close()
-            self._tb = None
+        if self._trackers:
+            self._trackers.close()
+            self._trackers = None
 
 
 def _clean(v):

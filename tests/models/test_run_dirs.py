@@ -90,7 +90,7 @@ def test_recorded_base_model_wins_over_adapter_config(tmp_path):
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(DLRLError, match="/moved/away"):
         load_model(run)
-    (run / "checkpoint-3" / "trainer_state.json").write_text(json.dumps({"step": 3, "base_model": "tiny"}))
+    (run / "checkpoint-3" / "dlrl_checkpoint.json").write_text(json.dumps({"step": 3, "base_model": "tiny"}))
     ids = torch.tensor([[5, 6, 7, 8]])
     expected = peft_model.merge_and_unload().eval()(input_ids=ids).logits
     torch.testing.assert_close(load_model(run).logits(ids), expected, atol=1e-5, rtol=0)

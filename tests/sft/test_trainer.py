@@ -120,9 +120,10 @@ def test_recipe_cli(tmp_path):
         "masking: {name: beta, w: 0.25, kappa: 5}\n"
     )
     assert main([str(recipe)]) == 0
-    assert (tmp_path / "run" / "model.safetensors").is_file() and (
-        tmp_path / "run" / "tokenizer.json"
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file() and (
+        tmp_path / "run" / "model" / "tokenizer.json"
     ).is_file()
+    assert not (tmp_path / "run" / "adapter").exists()
     assert main([str(recipe), "--set", "masking=nope"]) == 2
 
 
@@ -154,3 +155,37 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, data):
         assert abs(a["loss"] - b["loss"]) < 1e-6, (a, b)
     for name, p in w_full.items():
         torch.testing.assert_close(p, w_res[name], atol=1e-6, rtol=1e-5)
+
+
+def test_lora_run_layout_and_adapter_only_checkpoint_resume(tmp_path, data):
+    """LoRA: output_dir/model (merged) + output_dir/adapter; checkpoints hold the adapter and
+    trainable weights only, and resuming from them reproduces the uninterrupted losses."""
+    from safetensors.torch import load_file
+
+    from dlrl.models.lora import LoraSettings
+
+    train, _ = data
+    lora = LoraSettings(r=4, alpha=8, dropout=0.0)
+
+    def run(out, max_steps, resume=False):
+        model, tok = build_random_tiny(0, **SMALL)
+        config = cfg(out, max_steps=max_steps, save_steps=2, logging_steps=1, resume=resume,
+                     lr_scheduler_type="constant")  # fmt: skip
+        trainer = SFTTrainer(model, tok, train, config, lora=lora)
+        return trainer, trainer.train_model()
+
+    _, full = run(tmp_path / "full", 4)
+    run(tmp_path / "part", 3)  # checkpoint-2, then "crash" after step 3
+    trainer, resumed = run(tmp_path / "part", 4, resume=True)
+    for a, b in zip(full[-2:], resumed[-2:]):
+        assert a["step"] == b["step"] and abs(a["loss"] - b["loss"]) < 1e-6, (a, b)
+    ckpt = tmp_path / "part" / "checkpoint-2"
+    assert (ckpt / "adapter" / "adapter_config.json").is_file() and not (ckpt / "model").exists()
+    state = load_file(str(ckpt / "state" / "model.safetensors"))
+    assert state and all("lora_" in k for k in state)
+
+    model_dir = trainer.save_run()
+    assert model_dir == tmp_path / "part" / "model"
+    assert (tmp_path / "part" / "adapter" / "adapter_model.safetensors").is_file()
+    x = torch.randint(5, 50, (1, 12))
+    assert torch.allclose(load_model(model_dir).logits(x), trainer.model.logits(x), atol=1e-5)
