@@ -133,7 +133,7 @@ class LLaDALlamaBlock(GradientCheckpointingLayer):
             if not all(type(m) is nn.Linear for m in mods):
                 return False
             groups.append((names, mods))
-        self._fused = {}
+        self.unfuse_projections()
         for names, mods in groups:
             with torch.no_grad():
                 w = torch.cat([m.weight.data for m in mods])
@@ -149,6 +149,17 @@ class LLaDALlamaBlock(GradientCheckpointingLayer):
                 continue
             self._fused[names] = (w, b)
         return True
+
+    def unfuse_projections(self) -> None:
+        """Give every projection its own storage again (what safetensors needs to save)."""
+        for names, _ in getattr(self, "_fused", {}).items():
+            for n in names:
+                m = getattr(self, n)
+                target = m.get_base_layer() if hasattr(m, "get_base_layer") else m
+                target.weight.data = target.weight.data.clone()
+                if target.bias is not None:
+                    target.bias.data = target.bias.data.clone()
+        self._fused = {}
 
     def _project(self, names: tuple[str, ...], h: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``h`` through the projections ``names``: one fused GEMM when the fused storage is still
@@ -286,8 +297,8 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
     so estimators never pay for the prompt's [B, P, V] logits; ``logits_index`` (long [n], query
     positions) computes them at exactly those positions (the rollout's current block).
 
-    Inference (no gradient) runs fused q/k/v and gate/up GEMMs over the same parameters
-    (:meth:`fuse_projections`); the state dict keeps the official names and shapes.
+    After :meth:`fuse_projections` (opt-in), inference (no gradient) runs fused q/k/v and gate/up
+    GEMMs over the same parameters; the state dict keeps the official names and shapes.
     """
 
     def __init__(self, config: LLaDAConfig):
@@ -366,26 +377,35 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         return CausalLMOutputWithPast(logits=logits, **{KV_FIELD: tuple(presents) if use_cache else None})
 
     def fuse_projections(self) -> bool:
-        """Fuse every block's q/k/v and gate/up storage (see :meth:`LLaDALlamaBlock.fuse_projections`);
-        done after construction, loading and ``.to()``. False when a block could not be fused."""
+        """Opt-in, for inference (rollouts, evaluation, benchmarks): store every block's q/k/v and
+        gate/up weights as one tensor each (see :meth:`LLaDALlamaBlock.fuse_projections`); kept
+        across ``.to()``. Parameters then share storage, which safetensors refuses to save:
+        ``save_pretrained`` unfuses around the save; elsewhere call :meth:`unfuse_projections` first.
+        Returns False when a block could not be fused (e.g. peft-wrapped projections)."""
+        self._fuse_requested = True
         return all([block.fuse_projections() for block in self.model.transformer.blocks])
 
-    def post_init(self):
-        super().post_init()
-        self.fuse_projections()
+    def unfuse_projections(self) -> None:
+        self._fuse_requested = False
+        for block in self.model.transformer.blocks:
+            block.unfuse_projections()
 
     def _apply(self, fn, *args, **kwargs):
         # .to()/.half()/.cuda() give every parameter new storage: fuse again into the new layout
         out = super()._apply(fn, *args, **kwargs)
-        if any(p.device.type != "meta" for p in self.parameters()):
+        if getattr(self, "_fuse_requested", False):
             self.fuse_projections()
         return out
 
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
-        model.fuse_projections()  # loading assigns fresh tensors; the checkpoint layout is unchanged
-        return model
+    def save_pretrained(self, *args, **kwargs):
+        fused = getattr(self, "_fuse_requested", False)
+        if fused:
+            self.unfuse_projections()
+        try:
+            return super().save_pretrained(*args, **kwargs)
+        finally:
+            if fused:
+                self.fuse_projections()
 
     def _positions(self, attention_mask, batch: int, length: int, device) -> torch.Tensor:
         """[B, length] positions of the full key sequence; real tokens count from 0 when masked."""

@@ -14,16 +14,23 @@ ATOL = 1e-5
 
 
 def unfused(model: LLaDAModelLM) -> LLaDAModelLM:
-    """A copy whose blocks run one GEMM per projection (fused storage dropped)."""
+    """A copy whose blocks run one GEMM per projection."""
     copy = type(model)(model.config)
     copy.load_state_dict(model.state_dict())
-    for block in copy.model.transformer.blocks:
-        block._fused = {}
+    assert not any(getattr(block, "_fused", None) for block in copy.model.transformer.blocks)
     return copy.eval()
 
 
+@pytest.fixture
+def fused():
+    model, _ = build_random_tiny(0, n_layers=2)
+    assert model.fuse_projections()
+    return model.eval()
+
+
 @torch.no_grad()
-def test_fused_projections_equal_separate_ones_and_keep_the_official_layout(tiny):
+def test_fused_projections_equal_separate_ones_and_keep_the_official_layout(fused, tmp_path):
+    tiny = fused
     ids, mask = left_pad(random_ids(2, 14, seed=1), [0, 3])
     plain = unfused(tiny)
     assert all(block._fused for block in tiny.model.transformer.blocks)
@@ -34,11 +41,15 @@ def test_fused_projections_equal_separate_ones_and_keep_the_official_layout(tiny
     w, _ = block._fused[("q_proj", "k_proj", "v_proj")]
     assert block.q_proj.weight.data_ptr() == w.data_ptr()  # the parameter *is* the fused storage
     assert block.q_proj.weight.shape == (tiny.config.d_model, tiny.config.d_model)
+    tiny.save_pretrained(tmp_path)  # safetensors refuses shared storage: saved unfused, still fused after
+    reloaded = LLaDAModelLM.from_pretrained(tmp_path).eval()
+    assert torch.equal(reloaded(ids).logits, plain(ids).logits) and block._fused
 
 
 @torch.no_grad()
 def test_fusion_survives_dtype_moves_and_falls_back_when_weights_are_swapped():
     model, _ = build_random_tiny(3, n_layers=1)
+    model.fuse_projections()
     model = model.double().float().eval()  # _apply gives new storage; fused again afterwards
     block = model.model.transformer.blocks[0]
     w, _ = block._fused[("ff_proj", "up_proj")]
@@ -54,6 +65,7 @@ def test_fusion_survives_dtype_moves_and_falls_back_when_weights_are_swapped():
 
 def test_fused_path_is_inference_only_gradients_reach_every_projection():
     model, _ = build_random_tiny(4, n_layers=1)
+    model.fuse_projections()
     model.train()
     model(random_ids(1, 8)).logits.sum().backward()
     block = model.model.transformer.blocks[0]
