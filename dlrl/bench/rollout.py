@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="none,prefix,dual")
     p.add_argument("--cuda-graphs", action="store_true", help="capture steps (cuda_graphs='on'; CUDA only)")
     p.add_argument("--graphs-auto", action="store_true", help="cuda_graphs='auto' instead of 'on'")
+    p.add_argument("--graph-modes", default=None, help="rows for each of these cuda_graphs modes, e.g. off,on")
     p.add_argument("--strict", action="store_true", help="exit 3 if any capture falls back to eager")
     p.add_argument("--fuse", action="store_true", help="fused q/k/v and gate/up GEMMs for the engine rows")
     p.add_argument("--no-naive", action="store_true", help="skip the reference rule (no ratio)")
@@ -151,24 +152,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from dlrl.rollout import RolloutConfig, RolloutEngine
-    from dlrl.rollout.cuda_graphs import GraphStats, graph_cache_of
-
+def main(argv: list[str] | None = None, model=None) -> int:
+    """``model``: reuse an already built model (``--arch``/``--dtype``/``--lora`` then only label rows)."""
     args = _parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = DTYPES[args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")]
     torch.manual_seed(0)
-    model = build_model(args.arch, dtype, args.device)
-    if args.lora:
-        model = add_lora(model, args.lora)
+    if model is None:
+        model = build_model(args.arch, dtype, args.device)
+        if args.lora:
+            model = add_lora(model, args.lora)
     dlm = as_masked_dlm(model)
     vocab_hi = min(dlm.vocab_size or 100, 100000)
     graphs_mode = "auto" if args.graphs_auto else ("on" if args.cuda_graphs else "off")
+    modes = args.graph_modes.split(",") if args.graph_modes else [graphs_mode]
     meta = dict(arch=args.arch, dtype=str(dtype), device=args.device, prompt=args.prompt, gen=args.gen,
                 block=args.block, steps=args.steps, temperature=args.temperature, cuda_graphs=graphs_mode,
                 fuse=args.fuse, lora=args.lora)  # fmt: skip
+    meta["cuda_graphs"] = ",".join(modes)
     print("# rollout bench: " + " ".join(f"{k}={v}" for k, v in meta.items()))
     print(f"{'batch':>5} {'mode':>24} {'tok/s':>9} {'ratio':>6} {'nfe':>5} {'ms/rollout':>11} {'peak GiB':>9} "
           f"{'captures':>8} {'capture s':>9} {'timed capt/fallb':>16}")  # fmt: skip
@@ -193,34 +195,42 @@ def main(argv: list[str] | None = None) -> int:
         _set_fused(model, args.fuse)
         arms = [("", contextlib.nullcontext)]
         if args.lora:
-            arms = [("+lora", contextlib.nullcontext), ("+merged", lambda: merged_lora(model))]
+            arms = [("+lora", contextlib.nullcontext), ("+merged", lambda: merged_lora(model, persistent=True))]
         for cache in args.cache.split(","):
-            for suffix, context in arms:
-                cfg = RolloutConfig(gen_length=args.gen, block_length=args.block, steps=args.steps, cache=cache,
-                                    temperature=args.temperature, stop_at_eos=False, cuda_graphs=graphs_mode)  # fmt: skip
-                engine = RolloutEngine(model, cfg)
-                graphs = graph_cache_of(model)
-                graphs.strict = args.strict
-
-                def rollout(steps=args.steps, engine=engine, context=context, prompt=prompt):
-                    with context():  # the merge is part of the rollout's cost
-                        return engine.generate(prompt, steps=steps, seed=0 if seeded else None)
-
-                graphs.stats = GraphStats()
-                rollout(2 * (args.gen // args.block))  # warm-up: captures every key of this shape
-                warm = graphs.stats
-                graphs.stats = GraphStats()
-                runs = [timed(rollout, args.device) for _ in range(args.repeats)]
-                out, dt, peak = sorted(runs, key=lambda r: r[1])[len(runs) // 2]
-                fallbacks += warm.fallbacks + graphs.stats.fallbacks
-                rate = tokens / dt
-                name = f"engine/{cache}" + (f"+graphs:{graphs_mode}" if graphs_mode != "off" else "") + suffix
-                _row(args, meta, B, name, rate, rate / base if base else float("nan"), out.nfe, dt, peak,
-                     warm, graphs.stats)  # fmt: skip
+            for mode in modes:
+                for suffix, context in arms:
+                    fallbacks += _engine_row(args, meta, model, prompt, B, cache, mode, suffix, context, base, seeded)
     if args.strict and fallbacks:
         print(f"# strict: {fallbacks} capture(s) fell back to eager")
         return EXIT_FALLBACK
     return 0
+
+
+def _engine_row(args, meta, model, prompt, B, cache, mode, suffix, context, base, seeded) -> int:
+    """Time one engine configuration; prints its row; → eager fallbacks seen."""
+    from dlrl.rollout import RolloutConfig, RolloutEngine
+    from dlrl.rollout.cuda_graphs import GraphStats, graph_cache_of
+
+    cfg = RolloutConfig(gen_length=args.gen, block_length=args.block, steps=args.steps, cache=cache,
+                        temperature=args.temperature, stop_at_eos=False, cuda_graphs=mode)  # fmt: skip
+    engine = RolloutEngine(model, cfg)
+    graphs = graph_cache_of(model)
+    # strict: every row still prints; main exits 3 at the end if any capture fell back
+
+    def rollout(steps=args.steps):
+        with context():  # the merge is part of the rollout's cost
+            return engine.generate(prompt, steps=steps, seed=0 if seeded else None)
+
+    graphs.stats = GraphStats()
+    rollout(2 * (args.gen // args.block))  # warm-up: captures every key of this shape
+    warm = graphs.stats
+    graphs.stats = GraphStats()
+    runs = [timed(rollout, args.device) for _ in range(args.repeats)]
+    out, dt, peak = sorted(runs, key=lambda r: r[1])[len(runs) // 2]
+    rate = B * args.gen / dt
+    name = f"engine/{cache}" + (f"+graphs:{mode}" if mode != "off" else "") + suffix
+    _row(args, meta, B, name, rate, rate / base if base else float("nan"), out.nfe, dt, peak, warm, graphs.stats)
+    return warm.fallbacks + graphs.stats.fallbacks
 
 
 def _row(args, meta, B, name, rate, ratio, nfe, dt, peak, warm, timed_stats) -> None:
