@@ -106,8 +106,10 @@ def correctness(rec: Recorder, tiny: bool) -> None:
             graphed = stats["captures"] > 0 or device == "cpu"
             ok = same and same_steps and graphed and stats["fallbacks"] == 0
             rec.failures += not ok
-            rec("correctness", case=name, batch=batch, ok=ok, equal=same, equal_steps=same_steps, device=device,
-                **stats)  # fmt: skip
+            # token agreement tells a cuBLAS kernel-choice flip (eager at B=3 vs captured at bucket 4: ~1 token)
+            agree = (eager.sequences == captured.sequences).float().mean().item()
+            rec("correctness", case=name, batch=batch, ok=ok, equal=same, equal_steps=same_steps, agree=agree,
+                device=device, **stats)  # fmt: skip
     # in-place weight updates are seen by replays; the module deep-copies and saves after capture
     ids, mask = _prompts(2, 32, 0, device)
     with torch.no_grad():
