@@ -121,3 +121,19 @@ def test_grouped_query_attention_through_sdpa_equals_repeated_heads():
     finally:
         llada._SDPA_GQA = saved
     assert (got - want).abs().max() <= ATOL
+
+
+def test_rms_norm_fast_path_equals_the_official_formula():
+    import dlrl.models.llada as llada
+
+    model, _ = build_random_tiny(8, n_layers=1)
+    norm = model.model.transformer.blocks[0].attn_norm
+    x = torch.randn(2, 5, model.config.d_model)
+    fast = norm(x)
+    saved = llada._FUSED_RMS_NORM
+    llada._FUSED_RMS_NORM = False
+    try:
+        plain = norm(x)
+    finally:
+        llada._FUSED_RMS_NORM = saved
+    assert (fast - plain).abs().max() <= 1e-6
