@@ -101,7 +101,9 @@ def correctness(rec: Recorder, tiny: bool) -> None:
             captured = generate(model, ids, mask, seed=7, cuda_graphs="on", **opts)
             replayed = generate(model, ids, mask, seed=7, cuda_graphs="on", **opts)
             stats = graphs.stats.as_dict()
-            same = torch.equal(eager.sequences, captured.sequences) and torch.equal(eager.sequences, replayed.sequences)
+            same = torch.equal(eager.sequences, captured.sequences) and torch.equal(
+                eager.sequences, replayed.sequences
+            )
             same_steps = torch.equal(eager.unmask_step, captured.unmask_step)
             graphed = stats["captures"] > 0 or device == "cpu"
             ok = same and same_steps and graphed and stats["fallbacks"] == 0
@@ -130,15 +132,20 @@ def calibration(rec: Recorder, tiny: bool) -> None:
     from dlrl.bench.rollout import build_model
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = build_model("tiny" if tiny else "llada8b", torch.bfloat16 if device == "cuda" else torch.float32, device)
+    model = build_model(
+        "tiny" if tiny else "llada8b", torch.bfloat16 if device == "cuda" else torch.float32, device
+    )
     model.fuse_projections()
     L = 48 if tiny else 384
-    shapes = [(1, L, None), (8, L, None), (1, L, 32 if not tiny else 8)] + ([] if tiny else [(32, L, None), (32, L, 32)])
+    shapes = [(1, L, None), (8, L, None), (1, L, 32 if not tiny else 8)] + (
+        [] if tiny else [(32, L, None), (32, L, 32)]
+    )
     for batch, length, block in shapes:
         ids = torch.randint(5, 100, (batch, length), device=device)
         with torch.no_grad():
             if block is None:
-                def fn(ids=ids):
+
+                def fn(ids=ids, model=model):
                     return model(ids).logits
             else:
                 from dlrl.models.llada import output_kv
@@ -146,7 +153,7 @@ def calibration(rec: Recorder, tiny: bool) -> None:
                 kv = [(k.clone(), v.clone()) for k, v in output_kv(model(ids, use_cache=True))]
                 pos = torch.arange(length - block, length, device=device)
 
-                def fn(ids=ids, kv=kv, pos=pos):
+                def fn(ids=ids, kv=kv, pos=pos, model=model, block=block):
                     return model(ids[:, -block:], past_key_values=kv, cache_splice=pos).logits
 
             eager_ms = _time_ms(fn, device)
@@ -287,10 +294,17 @@ def main(argv: list[str] | None = None) -> int:
                 rec(name, done=True, seconds=round(time.monotonic() - t0, 1))
             except PhaseTimeout:
                 rec.failures += name in ("preflight", "correctness")
-                rec(name, ok=False, error=f"time box of {limit} s reached", seconds=round(time.monotonic() - t0, 1))
+                rec(
+                    name,
+                    ok=False,
+                    error=f"time box of {limit} s reached",
+                    seconds=round(time.monotonic() - t0, 1),
+                )
             except Exception as err:  # record and go on: later phases may still work
                 rec.failures += 1
-                rec(name, ok=False, error=f"{type(err).__name__}: {err}", trace=traceback.format_exc()[-2000:])
+                rec(
+                    name, ok=False, error=f"{type(err).__name__}: {err}", trace=traceback.format_exc()[-2000:]
+                )
             finally:
                 signal.alarm(0)
                 _free()

@@ -141,13 +141,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="none,prefix,dual")
     p.add_argument("--cuda-graphs", action="store_true", help="capture steps (cuda_graphs='on'; CUDA only)")
     p.add_argument("--graphs-auto", action="store_true", help="cuda_graphs='auto' instead of 'on'")
-    p.add_argument("--graph-modes", default=None, help="rows for each of these cuda_graphs modes, e.g. off,on")
+    p.add_argument(
+        "--graph-modes", default=None, help="rows for each of these cuda_graphs modes, e.g. off,on"
+    )
     p.add_argument("--strict", action="store_true", help="exit 3 if any capture falls back to eager")
     p.add_argument("--fuse", action="store_true", help="fused q/k/v and gate/up GEMMs for the engine rows")
     p.add_argument("--no-naive", action="store_true", help="skip the reference rule (no ratio)")
     p.add_argument("--repeats", type=int, default=1, help="timed runs per row; the median is reported")
-    p.add_argument("--lora", type=int, default=0, help="adapter rank: time the adapter path vs merged weights")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (1 is steadier on a shared machine)")
+    p.add_argument(
+        "--lora", type=int, default=0, help="adapter rank: time the adapter path vs merged weights"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (1 is steadier on a shared machine)"
+    )
     p.add_argument("--jsonl", default=None, help="append one JSON object per row to this file")
     return p
 
@@ -195,11 +201,16 @@ def main(argv: list[str] | None = None, model=None) -> int:
         _set_fused(model, args.fuse)
         arms = [("", contextlib.nullcontext)]
         if args.lora:
-            arms = [("+lora", contextlib.nullcontext), ("+merged", lambda: merged_lora(model, persistent=True))]
+            arms = [
+                ("+lora", contextlib.nullcontext),
+                ("+merged", lambda: merged_lora(model, persistent=True)),
+            ]
         for cache in args.cache.split(","):
             for mode in modes:
                 for suffix, context in arms:
-                    fallbacks += _engine_row(args, meta, model, prompt, B, cache, mode, suffix, context, base, seeded)
+                    fallbacks += _engine_row(
+                        args, meta, model, prompt, B, cache, mode, suffix, context, base, seeded
+                    )
     if args.strict and fallbacks:
         print(f"# strict: {fallbacks} capture(s) fell back to eager")
         return EXIT_FALLBACK
@@ -229,14 +240,28 @@ def _engine_row(args, meta, model, prompt, B, cache, mode, suffix, context, base
     out, dt, peak = sorted(runs, key=lambda r: r[1])[len(runs) // 2]
     rate = B * args.gen / dt
     name = f"engine/{cache}" + (f"+graphs:{mode}" if mode != "off" else "") + suffix
-    _row(args, meta, B, name, rate, rate / base if base else float("nan"), out.nfe, dt, peak, warm, graphs.stats)
+    _row(
+        args,
+        meta,
+        B,
+        name,
+        rate,
+        rate / base if base else float("nan"),
+        out.nfe,
+        dt,
+        peak,
+        warm,
+        graphs.stats,
+    )
     return warm.fallbacks + graphs.stats.fallbacks
 
 
 def _row(args, meta, B, name, rate, ratio, nfe, dt, peak, warm, timed_stats) -> None:
     capt = "-" if warm is None else f"{warm.captures:>8}"
     capt_s = "-" if warm is None else f"{warm.capture_seconds:>9.2f}"
-    inside = "-" if timed_stats is None else f"{timed_stats.captures}/{warm.fallbacks + timed_stats.fallbacks}"
+    inside = (
+        "-" if timed_stats is None else f"{timed_stats.captures}/{warm.fallbacks + timed_stats.fallbacks}"
+    )
     print(f"{B:>5} {name:>24} {rate:>9.1f} {ratio:>5.2f}x {nfe:>5} {dt * 1e3:>11.1f} {peak:>9.2f} "
           f"{capt:>8} {capt_s:>9} {inside:>16}", flush=True)  # fmt: skip
     if args.jsonl:

@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     for name in ("lora", "prompt", "gen", "block", "steps", "mu"):
-        p.add_argument(f"--{name}", type=int, default=None, help=f"default: {TINY[name]} tiny, {LLADA8B[name]} 8B")
+        p.add_argument(
+            f"--{name}", type=int, default=None, help=f"default: {TINY[name]} tiny, {LLADA8B[name]} 8B"
+        )
     p.add_argument("--group", type=int, default=8, help="completions per prompt (G)")
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--beta", type=float, default=0.04, help="KL coefficient (d1: 0.04)")
@@ -149,6 +151,7 @@ def probe_memory(model, rows: int, length: int, ckpt: bool, device: str):
     if ckpt:
         _checkpointing(model, True)
     try:
+
         def fwd_bwd():
             lp, _ = gathered_logprobs(dlm, ids, torch.ones_like(ids, dtype=torch.bool), ids[:, half:],
                                       torch.ones(rows, length - half, dtype=torch.bool, device=device))  # fmt: skip
@@ -170,7 +173,9 @@ def probe_memory(model, rows: int, length: int, ckpt: bool, device: str):
 def _checkpointing(model, on: bool) -> None:
     # transformers 5 renamed gradient_* → activation_checkpointing_* (the old names warn)
     verb = "enable" if on else "disable"
-    fn = getattr(model, f"activation_checkpointing_{verb}", None) or getattr(model, f"gradient_checkpointing_{verb}")
+    fn = getattr(model, f"activation_checkpointing_{verb}", None) or getattr(
+        model, f"gradient_checkpointing_{verb}"
+    )
     fn()
 
 
@@ -196,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'arm':>5} {'rollout s':>10} {'rewards s':>10} {'old/ref s':>10} {'updates s':>10} "
           f"{'total s':>9} {'peak GiB':>9} {'ratio':>7}")  # fmt: skip
     results = {}
-    for arm in (("dlrl",) if a.skip_d1 else ("d1", "dlrl")):
+    for arm in ("dlrl",) if a.skip_d1 else ("d1", "dlrl"):
         r = results[arm] = run_step(arm, model, prompts, a, opt)
         ratio = results["d1"]["total"] / r["total"] if "d1" in results else float("nan")
         print(f"{arm:>5} {r['rollout']:>10.2f} {r['rewards']:>10.3f} {r['old_ref']:>10.2f} {r['updates']:>10.2f} "
@@ -206,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         for ckpt in (False, True):
             peak, dt = probe_memory(model, rows, a.prompt + a.gen, ckpt, a.device)
             shown = peak if isinstance(peak, str) else f"{peak:.2f} GiB"
-            print(f"# memory probe: rows={rows} length={a.prompt + a.gen} grad_ckpt={ckpt}: peak {shown}, {dt:.2f} s")
+            print(
+                f"# memory probe: rows={rows} length={a.prompt + a.gen} grad_ckpt={ckpt}: peak {shown}, {dt:.2f} s"
+            )
             _jsonl(a, dict(meta, bench="memory_probe", rows=rows, grad_ckpt=ckpt, peak_gib=peak, seconds=dt))
     return 0
 

@@ -53,7 +53,9 @@ class DecodingSetting:
             raise ConfigError(f"num_samples must be >= 1, got {self.num_samples}")
         RolloutConfig(**self.generate_kwargs())  # the sampler's own checks, named after its keys
         if self.name is None:
-            self.name = LABELS.get(self.remasking, self.remasking) + (f" T={self.temperature:g}" if self.temperature else "")
+            self.name = LABELS.get(self.remasking, self.remasking) + (
+                f" T={self.temperature:g}" if self.temperature else ""
+            )
 
     def generate_kwargs(self) -> dict:
         skip = ("name", "num_samples")

@@ -81,7 +81,9 @@ def row_seeds(seed, batch: int, device: torch.device) -> torch.Tensor:
         seeds = torch.randint(0, 2**62, (batch,)).tolist()
     elif isinstance(seed, int) and not isinstance(seed, bool):
         seeds = [seed + i for i in range(batch)]
-    elif isinstance(seed, (list, tuple)) and all(isinstance(s, int) and not isinstance(s, bool) for s in seed):
+    elif isinstance(seed, (list, tuple)) and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in seed
+    ):
         if len(seed) != batch:
             raise ConfigError(f"seed is a list of {len(seed)} ints but the batch has {batch} rows")
         seeds = list(seed)

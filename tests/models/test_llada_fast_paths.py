@@ -70,7 +70,9 @@ def test_fused_path_is_inference_only_gradients_reach_every_projection():
     model(random_ids(1, 8)).logits.sum().backward()
     block = model.model.transformer.blocks[0]
     for name in ("q_proj", "k_proj", "v_proj", "ff_proj", "up_proj"):
-        assert getattr(block, name).weight.grad is not None and getattr(block, name).weight.grad.abs().sum() > 0
+        assert (
+            getattr(block, name).weight.grad is not None and getattr(block, name).weight.grad.abs().sum() > 0
+        )
 
 
 @torch.no_grad()

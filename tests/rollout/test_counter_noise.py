@@ -52,7 +52,10 @@ def test_mix64_is_a_bijection_on_a_sample():
 def _old_per_row_generator_sample(logits, temperature, seeds):
     """The replaced path: float64 torch.rand per row from its own torch.Generator."""
     u = torch.stack(
-        [torch.rand(logits.shape[1:], dtype=torch.float64, generator=torch.Generator().manual_seed(s)) for s in seeds]
+        [
+            torch.rand(logits.shape[1:], dtype=torch.float64, generator=torch.Generator().manual_seed(s))
+            for s in seeds
+        ]
     )
     return (logits.double() / temperature - (-u.log()).log()).argmax(-1)
 

@@ -14,7 +14,15 @@ def test_tiny_dry_run_runs_every_phase_and_passes(tmp_path):
     assert main([str(tmp_path), "--tiny"]) == 0
     records = [json.loads(x) for x in (tmp_path / "gpu_check.jsonl").read_text().splitlines()]
     done = [r["phase"] for r in records if r.get("done")]
-    assert done == ["preflight", "correctness", "calibration", "rollout_b1", "step", "rollout_b32", "rollout_b8"]
+    assert done == [
+        "preflight",
+        "correctness",
+        "calibration",
+        "rollout_b1",
+        "step",
+        "rollout_b32",
+        "rollout_b8",
+    ]
     cases = [r for r in records if r["phase"] == "correctness" and "case" in r]
     assert len(cases) >= 9 and all(r["ok"] for r in cases)
     assert any(r["phase"] == "rollout" and r["mode"] == "reference" for r in records)

@@ -6,8 +6,8 @@ import dataclasses
 from dlrl.evaluation.settings import STRATEGIES, DecodingSetting
 from dlrl.rollout.config import REMASKING, TRAINER_NAMES, RolloutConfig, graph_key, rollout_options
 from dlrl.rollout.strategies import SCORERS
-from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.config import REMASKING as TRAINER_REMASKING
+from dlrl.trainer.config import DiffusionGRPOConfig
 
 # options a recipe deliberately does not expose (per-call display or decided by the trainer)
 NOT_IN_RECIPES = {"progress", "stop_at_eos", "suppress_eos"}
