@@ -1,8 +1,7 @@
 """``dlrl bench step``: one full RL step done dlrl's way and the d1 way, in the same run.
 
     python -m dlrl bench step                    # CPU: tiny random model, LoRA r=8, G=8, gen 32, μ=2
-    python -m dlrl bench step --arch llada8b --device cuda --lora 128 --group 8 --prompt 128 \\
-        --gen 256 --block 32 --steps 128 --mu 12 --probe-rows 8,24
+    python -m dlrl bench step --probe-rows 8,24  # GPU: LLaDA-8B arch, LoRA r=128, G=8, gen 256, μ=12
 
 A step = rollout of G completions for one prompt (T = 0.9, seeded) → rewards → π_old and π_ref
 log-probs → μ GRPO updates (clipped ratio, β·KL to the reference, AdamW on the adapter).
@@ -40,7 +39,12 @@ LLADA8B = dict(lora=128, prompt=128, gen=256, block=32, steps=128, mu=12)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dlrl bench step", description=__doc__.splitlines()[0])
-    p.add_argument("--arch", choices=("tiny", "llada8b"), default="tiny")
+    p.add_argument(
+        "--arch",
+        choices=("tiny", "llada8b"),
+        default="llada8b" if torch.cuda.is_available() else "tiny",
+        help="default: llada8b on a CUDA machine, tiny on CPU",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     for name in ("lora", "prompt", "gen", "block", "steps", "mu"):
