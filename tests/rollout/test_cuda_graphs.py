@@ -58,13 +58,13 @@ class FakeCapture:
         return fn
 
 
-def _runner_calls(tiny, cfg: RolloutConfig, batch=2, prompt=5):
-    """Run one rollout through BlockRunner with a fake-capturing cache; → (cache, fake)."""
+def _runner_calls(tiny, cfg: RolloutConfig, batch=2, prompt=5, cache=None):
+    """Run one rollout through BlockRunner with a fake-capturing cache; → (cache, fake, x)."""
     from dlrl.models import as_masked_dlm
     from dlrl.rollout.cache import Canvas
 
     fake = FakeCapture()
-    cache = GraphCache(enabled=True, capture=fake)
+    cache = cache or GraphCache(enabled=True, capture=fake)
     dlm = as_masked_dlm(tiny)
     ids, mask = prompts(batch, prompt, pad_step=1)
     x = torch.cat((ids, ids.new_full((batch, cfg.gen_length), dlm.mask_token_id)), 1)
@@ -105,6 +105,18 @@ def test_every_sampler_option_is_in_the_graph_key_including_new_ones():
     Extended = dataclasses.make_dataclass("Extended", [("dummy_option", int, 0)], bases=(RolloutConfig,))
     assert graph_key(Extended(dummy_option=1)) != graph_key(Extended(dummy_option=2))
     assert ("dummy_option", 1) in graph_key(Extended(dummy_option=1))
+
+
+def test_a_new_option_gets_its_own_graphs_instead_of_a_stale_replay(tiny):
+    Extended = dataclasses.make_dataclass("Extended", [("dummy_option", int, 0)], bases=(RolloutConfig,))
+    cache = GraphCache(enabled=True, capture=FakeCapture())
+    kw = dict(gen_length=8, block_length=4, steps=4, cache="dual")
+    _runner_calls(tiny, Extended(dummy_option=1, **kw), cache=cache)
+    assert cache.stats.captures == 2
+    _runner_calls(tiny, Extended(dummy_option=1, **kw), cache=cache)
+    assert cache.stats.captures == 2  # same options: replayed
+    _runner_calls(tiny, Extended(dummy_option=2, **kw), cache=cache)
+    assert cache.stats.captures == 4 and len(cache._families) == 2
 
 
 def test_lru_eviction_by_count_and_bytes():
