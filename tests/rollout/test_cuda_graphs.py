@@ -201,3 +201,27 @@ def test_cuda_graphs_on_is_eager_on_cpu(tiny):
     on = generate(tiny, ids, cuda_graphs="on", **kw)
     off = generate(tiny, ids, cuda_graphs="off", **kw)
     assert torch.equal(on.sequences, off.sequences)
+
+
+def test_the_graph_path_runs_eagerly_on_cpu_with_its_padding_and_matches(tiny, monkeypatch):
+    """Everything the captured path adds around the step — batch bucket rows, prompt width rounded
+    to 32, padded seeds, static KV store — run eagerly on CPU: same tokens as the plain path."""
+    from dlrl.rollout.engine import RolloutEngine
+
+    monkeypatch.setattr(RolloutEngine, "_capture_bucket", staticmethod(lambda cfg, b, p, d: bucket_batch(b)))
+    ids, mask = prompts(3, 6, seed=4, pad_step=2)  # bucket 4, prompt 6 → 32
+    for kw in (
+        dict(cache="dual", temperature=0.9),
+        dict(cache="prefix"),
+        dict(cache="none", remasking="random"),
+    ):
+        opts = dict(gen_length=16, block_length=4, steps=8, stop_at_eos=False, seed=5, **kw)
+        padded = generate(tiny, ids, mask, **opts)
+        assert padded.sequences.shape == (3, 6 + 16) and padded.prompt_length == 6
+        monkeypatch.setattr(RolloutEngine, "_capture_bucket", staticmethod(lambda cfg, b, p, d: None))
+        plain = generate(tiny, ids, mask, **opts)
+        monkeypatch.setattr(
+            RolloutEngine, "_capture_bucket", staticmethod(lambda cfg, b, p, d: bucket_batch(b))
+        )
+        assert torch.equal(padded.sequences, plain.sequences), kw
+        assert torch.equal(padded.unmask_step, plain.unmask_step), kw
