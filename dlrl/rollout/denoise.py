@@ -66,6 +66,7 @@ class BlockRunner:
         self.bucket = bucket
         self.nfe = 0
         self._options = graph_key(cfg)
+        self.logits_dtype = _head_dtype(dlm)
 
     def block(
         self, b: int, x: torch.Tensor, unmask: torch.Tensor, canvas: Canvas, seeds: torch.Tensor, bar=None
@@ -119,10 +120,12 @@ class BlockRunner:
     def _step_fns(self, store: KVStore):
         dlm, cfg, P, Lb = self.dlm, self.cfg, self.P, self.cfg.block_length
         use_cache = cfg.cache != "none"
+        dtype = self.logits_dtype
 
         def start_fn(x, k, block, queries, step, seeds, *ct):
             canvas = Canvas.from_tensors(P, ct)
             logits, kv = full_forward(dlm, x, canvas, cfg.cfg_scale, block, use_cache)
+            logits = logits.to(dtype)
             if kv is not None:
                 store.write(kv)
             noise = NoiseKey(seeds, step, block - P)
@@ -130,11 +133,22 @@ class BlockRunner:
 
         def step_fn(x, k, block, queries, step, seeds, *ct):
             canvas = Canvas.from_tensors(P, ct)
-            logits = cached_forward(dlm, x, canvas, cfg.cfg_scale, queries, Lb, store.kv)
+            logits = cached_forward(dlm, x, canvas, cfg.cfg_scale, queries, Lb, store.kv).to(dtype)
             noise = NoiseKey(seeds, step, block - P)
             return commit(dlm, cfg, x.index_select(1, block), logits, k, noise)
 
         return start_fn, step_fn
+
+
+def _head_dtype(dlm: MaskedDLM) -> torch.dtype | None:
+    """The LM head's dtype when it is bf16/fp16: accelerate's mixed-precision wrapper returns the
+    model's bf16 logits converted to float32 (exactly), and converting back restores the reference's
+    bf16 confidences at half the memory. None (keep the logits' dtype) for float32 heads."""
+    head = dlm.core.get_output_embeddings() if hasattr(dlm.core, "get_output_embeddings") else None
+    if head is None and hasattr(dlm.core, "get_input_embeddings"):
+        head = dlm.core.get_input_embeddings()  # tied weights
+    dtype = getattr(getattr(head, "weight", None), "dtype", None)
+    return dtype if dtype in (torch.bfloat16, torch.float16) else None
 
 
 def _pad_model_rows(t: torch.Tensor | None, rows: int, bucket: int) -> torch.Tensor | None:

@@ -225,3 +225,40 @@ def test_the_graph_path_runs_eagerly_on_cpu_with_its_padding_and_matches(tiny, m
         )
         assert torch.equal(padded.sequences, plain.sequences), kw
         assert torch.equal(padded.unmask_step, plain.unmask_step), kw
+
+
+class Fp32Outputs(torch.nn.Module):
+    """Stands in for accelerate's mixed-precision wrapper: the same model, float32 logits."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, **kw):
+        out = self.module(**kw)
+        out.logits = out.logits.float()
+        return out
+
+
+def test_float32_output_wrapper_gives_the_bf16_models_rollout(monkeypatch):
+    import dlrl.rollout.denoise as denoise
+    from dlrl.models.tiny import build_random_tiny
+
+    seen, commit = set(), denoise.commit
+
+    def spy(dlm, cfg, block_ids, logits, *rest):
+        seen.add(logits.dtype)
+        return commit(dlm, cfg, block_ids, logits, *rest)
+
+    monkeypatch.setattr(denoise, "commit", spy)
+    model = build_random_tiny(2, n_layers=1)[0].to(torch.bfloat16).eval()
+    ids, mask = prompts(2, 6, seed=1, pad_step=2)
+    for cache in ("none", "dual"):
+        kw = dict(
+            gen_length=8, block_length=4, steps=8, stop_at_eos=False, cache=cache, seed=3, temperature=0.8
+        )
+        assert torch.equal(
+            generate(model, ids, mask, **kw).sequences,
+            generate(Fp32Outputs(model), ids, mask, **kw).sequences,
+        )
+    assert seen == {torch.bfloat16}  # scored in the model's dtype, as the reference does
