@@ -78,15 +78,8 @@ class Recipe:
         """Instantiate the trainer config (``DiffusionGRPOConfig`` by default)."""
         if config_cls is None:
             from dlrl.trainer.config import DiffusionGRPOConfig as config_cls
-        from dlrl.algorithms import get_algorithm
-
-        algorithm = (
-            get_algorithm(self.training_kwargs.get("algorithm", "diffu_grpo"))
-            if self.kind == "grpo"
-            else None
-        )
-        # Paper defaults of the algorithm first; anything the recipe says wins.
-        kwargs = {**(algorithm.defaults if algorithm else {}), **self.training_kwargs}
+        # The algorithm's paper defaults are applied by the config itself (for keys not given here).
+        kwargs = dict(self.training_kwargs)
         kwargs.setdefault("output_dir", str(Path("runs") / self.name))
         kwargs.setdefault("report_to", [])
         _cpu_defaults(kwargs)
@@ -139,10 +132,41 @@ def load_recipe(
     return parse_recipe(raw, name=p.stem, base_dir=p.parent.resolve(), config_cls=config_cls, kind=kind)
 
 
+# Method knobs that used to be flat keys; they now live in the ``algorithm_options`` block.
+DEPRECATED_FLAT_KEYS = {
+    **{f"igpo_{k}": k for k in ("max_replacements", "eta_min", "eta_max", "chunk_min", "chunk_max",
+                                "free_tail", "max_stretch", "entropy_keep", "hint_template")},
+    "wd1_psi": "psi",
+    "wd1_positive_only": "positive_only",
+}  # fmt: skip
+
+
+def _move_deprecated_keys(raw: dict) -> None:
+    """``igpo_entropy_keep: 0.3`` → ``algorithm_options: {entropy_keep: 0.3}``, with a warning."""
+    import warnings
+
+    for old, new in DEPRECATED_FLAT_KEYS.items():
+        if old in raw:
+            options = raw.setdefault("algorithm_options", {}) or {}
+            if not isinstance(options, dict):
+                raise ConfigError("recipe key 'algorithm_options' must be a mapping")
+            if new in options:
+                raise ConfigError(f"recipe sets both {old!r} and algorithm_options.{new}; keep the latter")
+            options[new] = raw.pop(old)
+            raw["algorithm_options"] = options
+            warnings.warn(
+                f"recipe key {old!r} is deprecated; write algorithm_options: {{{new}: ...}}",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+
+
 def parse_recipe(
     raw: dict, name: str = "recipe", base_dir: Path | None = None, config_cls=None, kind="grpo"
 ) -> Recipe:
     raw = dict(raw)
+    if kind == "grpo":
+        _move_deprecated_keys(raw)
     fields = training_fields(config_cls)
     valid = sorted(set(fields) | set(SECTIONS) | set(LIST_KEYS))
     for key in raw:

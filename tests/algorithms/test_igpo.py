@@ -11,7 +11,7 @@ from dlrl.algorithms.igpo import HINT_MASK, entropy_filter, igpo_objective, inpa
 from dlrl.errors import ConfigError
 from dlrl.trainer import DiffusionGRPOTrainer
 from dlrl.trainer.experience import make_rollout_batch
-from dlrl.trainer.objectives import Normaliser, reduce_loss
+from dlrl.objectives import Normaliser, reduce_loss
 from tests.trainer.conftest import make_config
 
 G = 4
