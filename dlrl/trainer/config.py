@@ -31,7 +31,7 @@ HONOURED_TRL = frozenset(
     """output_dir per_device_train_batch_size gradient_accumulation_steps max_steps learning_rate
     lr_scheduler_type lr_scheduler_kwargs warmup_steps weight_decay adam_beta1 adam_beta2
     adam_epsilon max_grad_norm bf16 fp16 gradient_checkpointing gradient_checkpointing_kwargs
-    logging_steps disable_tqdm report_to save_steps save_total_limit full_determinism seed use_cpu
+    activation_checkpointing activation_checkpointing_kwargs logging_steps disable_tqdm report_to save_steps save_total_limit full_determinism seed use_cpu
     num_generations max_completion_length ds3_gather_for_generation shuffle_dataset temperature
     top_p top_k chat_template_kwargs beta num_iterations epsilon delta epsilon_high
     importance_sampling_level reward_weights scale_rewards loss_type mask_truncated_completions
@@ -230,7 +230,7 @@ class DiffusionGRPOConfig(GRPOConfig):
             default = inherited_default(key)
             if getattr(self, key, default) != default:
                 raise ConfigError(
-                    f"{key}={getattr(self, key)!r}: this TRL/transformers option is not implemented by "
+                    f"{key}={getattr(self, key)!r}: this TRL option (inherited) is not implemented by "
                     f"dlrl's trainer; leave it at {default!r} (see docs/recipe_keys.md)"
                 )
 
