@@ -21,14 +21,26 @@ def _char_sum_reward(completions, **kw):
     return [sum(map(ord, c)) % 97 / 97 for c in completions]
 
 
-def test_accumulation_equivalence(tiny, records, tmp_path):
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        dict(algorithm="diffu_grpo", p_mask_prompt=0.0),  # deterministic estimator
+        # stochastic: the mask each completion sees must depend on its row, not its micro-batch
+        dict(algorithm="diffu_grpo", estimator="coupled", estimator_options={"t_min": 0.2, "t_max": 0.8}),
+        dict(algorithm="uni_grpo", p_mask_prompt=None),  # masked_elbo: token_mean counts signal tokens
+    ],
+    ids=["one_step", "coupled", "masked_elbo"],
+)
+def test_accumulation_equivalence(tiny, records, tmp_path, estimator):
     """batch 1 × accumulation 4 gives the same update as batch 4 × accumulation 1."""
     model, tok = tiny
     toy_reward = _char_sum_reward
     a, b = copy.deepcopy(model), copy.deepcopy(model)
     # Adam with a large epsilon is SGD-like (update ≈ lr·g/ε): the comparison then measures the
     # gradients instead of Adam's sign-like first step, which amplifies float noise near g = 0.
-    common = dict(max_steps=1, num_generations=4, learning_rate=1.0, adam_epsilon=10.0)
+    # token_mean normalises over the whole step (bnpo, d1's loss, is per micro-batch by definition).
+    common = dict(max_steps=1, num_generations=4, learning_rate=1.0, adam_epsilon=10.0, loss_type="token_mean")
+    common.update(estimator)
     _train(
         a,
         tok,
@@ -67,7 +79,8 @@ def test_mu2_second_iteration_has_ratio_off_one(tiny, records, toy_reward, tmp_p
         make_config(tmp_path, num_iterations=2, max_steps=2, learning_rate=5e-2),
     )
     trainer.train()
-    assert trainer.buffer.old_logps[1] is not None  # π_old computed at rollout time for each seed
+    old = trainer.buffer.old[1]  # π_old computed at rollout time for each seed, per micro-batch
+    assert old is not None and old[0].logps.shape == trainer.buffer.completion_ids[: len(old[0].logps)].shape
 
 
 def test_k3_kl_zero_when_policy_equals_reference(tiny, records, toy_reward, tmp_path):
