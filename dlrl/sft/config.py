@@ -40,7 +40,7 @@ class SFTConfig:
         eval_masking: ratio distribution of the validation loss (fixed seed, same masks each time).
         logging_steps, save_steps: metrics cadence; checkpoint every N steps (0 = only the final model).
         merge_lora: save LoRA runs as merged full weights (loadable by ``dlrl eval``); else the adapter.
-        use_cpu, bf16, report_to: shared with the RL recipe machinery (``report_to`` is unused).
+        use_cpu, bf16, report_to: shared with the RL recipe machinery (``report_to`` with "tensorboard" adds TensorBoard logs).
     """
 
     output_dir: str = "runs/sft"
