@@ -33,7 +33,7 @@ SEED_HINTS, SEED_ROLLOUT, SEED_PICK = 7, 8, 9
 
 @dataclass(frozen=True)
 class IGPOOptions:
-    """``algorithm_options`` of IGPO (defaults: the paper's, §4.1).
+    """``algorithm_options`` of IGPO (defaults: the paper's run, docs/wd1_igpo.md).
 
     max_replacements: most originals replaced per group; None → num_generations // 2.
     eta_min, eta_max: range of the revealed fraction η of hint chunks.

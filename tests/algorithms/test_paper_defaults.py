@@ -65,3 +65,20 @@ def test_token_mean_denominator_follows_the_loss_mask():
     loss = reduce_loss(torch.ones(2, 4), completion & signal, norm)
     assert loss.item() == pytest.approx(1.0)
     assert norm.total_tokens == 3.0
+
+
+def test_resolved_settings_name_the_algorithm_defaults_and_the_batch_geometry(tmp_path):
+    from dlrl.trainer.resolved import batch_geometry, describe_settings
+
+    cfg = _cfg(tmp_path, algorithm="wd1", per_device_train_batch_size=6, gradient_accumulation_steps=2,
+               algorithm_options={"psi": 2.0})  # fmt: skip
+    algo = get_algorithm("wd1")
+    text = describe_settings(cfg, algo, algo.parse_options(cfg.algorithm_options, cfg), num_processes=4)
+    assert "algorithm=wd1" in text and "loss_type=group_sum*" in text  # * = the paper default
+    assert "per_device_train_batch_size=6 " in text  # set by the caller: no *
+    assert "psi=2.0" in text
+    # 6 × 2 completions per process = 2 prompts × 6; 4 processes → 8 prompts, 48 completions
+    assert batch_geometry(cfg, 4) == {
+        "processes": 4, "completions_per_step": 48, "prompts_per_step": 8, "optimizer_steps_per_rollout": 12
+    }
+    assert "8 prompts × 6 = 48 completions over 4 process(es)" in text

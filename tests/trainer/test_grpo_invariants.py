@@ -125,3 +125,28 @@ def test_nonfinite_gradient_step_is_skipped_and_counted(tiny, records, tmp_path)
     last = trainer.train()
     assert last["skipped_steps"] == 1
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_run_prints_resolved_settings_and_batch_geometry_at_start(tiny, records, toy_reward, tmp_path, capsys):
+    model, tok = tiny
+    _train(model, tok, records, toy_reward, make_config(tmp_path, max_steps=1))
+    out = capsys.readouterr().out
+    assert "dlrl: algorithm=diffu_grpo" in out
+    assert "loss_type=bnpo*" in out  # d1's default, applied by the config
+    assert "2 prompts × 4 = 8 completions over 1 process(es)" in out
+
+
+def test_token_mean_counts_the_estimators_signal_tokens(tiny, records, toy_reward, tmp_path):
+    """Issue 15 item 8 end to end: uni-GRPO scores only masked tokens, and token_mean's denominator
+    is their count (counted without a forward), not the completion's token count."""
+    model, tok = tiny
+    cfg = make_config(tmp_path, algorithm="uni_grpo", loss_type="token_mean", p_mask_prompt=None, max_steps=1)
+    trainer = DiffusionGRPOTrainer(model, tok, [toy_reward], records, cfg)
+    batch = trainer.make_experience([trainer.records[i] for i in range(cfg.prompts_per_step)])
+    scoring = trainer.policy_scoring(batch)
+    counted = scoring.loss_tokens(batch, 0)
+    scored = sum(
+        int((scoring.run(trainer.dlm(), batch, i, 0).signal_mask & batch.rows(s, e)["completion_mask"]).sum())
+        for i, (s, e) in enumerate(scoring.parts)
+    )
+    assert counted == scored < int(batch.completion_mask.sum())
