@@ -1,4 +1,4 @@
-"""``dlrl docs`` (``make docs``): regenerate docs/recipe_keys.md from the config dataclasses.
+"""``python -m dlrl.docs_gen`` (``make docs``): regenerate docs/recipe_keys.md from the config dataclasses.
 
 The recipe reference is generated, never hand-kept, so it lists every key with its type,
 default and help text exactly as the code defines them; a test fails when it goes stale.
@@ -133,7 +133,7 @@ def _algorithm_options() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="dlrl docs", description="Regenerate docs/recipe_keys.md.")
+    p = argparse.ArgumentParser(prog="python -m dlrl.docs_gen", description="Regenerate docs/recipe_keys.md.")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "recipe_keys.md"))
     p.add_argument("--check", action="store_true", help="exit 1 if the file is stale instead of writing it")
     a = p.parse_args(argv)

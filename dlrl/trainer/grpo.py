@@ -371,4 +371,4 @@ def _grad_norm(model: nn.Module) -> float:
 
 def _wants_tensorboard(args) -> bool:
     report = args.report_to if isinstance(args.report_to, (list, tuple)) else [args.report_to]
-    return "none" not in report and getattr(args, "tensorboard", True)
+    return "none" not in report
