@@ -286,6 +286,12 @@ class DiffusionGRPOTrainer:
             a.loss_type, batch.completion_mask, a.gen_length, a.num_generations, ga, tokens
         )
         sums = {"loss": 0.0, "kl": 0.0, "clip_ratio": 0.0, "entropy": 0.0, "ratio": 0.0}
+        for stored in (batch.old[k] if batch.old else None, batch.ref[k] if batch.ref else None):
+            if stored is not None and len(stored) != ga:  # a resumed buffer from another batch size
+                raise DLRLError(
+                    f"the rollout buffer holds π_old/π_ref for {len(stored)} micro-batches, this run has {ga}: "
+                    "resume with the per_device_train_batch_size the checkpoint was written with"
+                )
         for i, (start, stop) in enumerate(scoring.parts):
             rows = batch.rows(start, stop)
             with acc.accumulate(self.model):
