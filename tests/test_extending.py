@@ -49,7 +49,13 @@ def guide():
 
 def test_guide_has_a_section_per_extension_point():
     sections = set(_blocks())
-    assert {"An algorithm", "A likelihood estimator", "A remasking strategy", "A model family", "A reward"} <= sections
+    assert {
+        "An algorithm",
+        "A likelihood estimator",
+        "A remasking strategy",
+        "A model family",
+        "A reward",
+    } <= sections
 
 
 def test_guide_blocks_register_without_touching_the_trainer(guide):
@@ -61,7 +67,9 @@ def test_guide_blocks_register_without_touching_the_trainer(guide):
 
 def test_named_files_exist():
     """Every repository path the guide names exists (a renamed file makes the guide stale)."""
-    paths = set(re.findall(r"`((?:dlrl|docs|tests|recipes|rewards)/[\w/.]+\.(?:py|md|yaml))`", GUIDE.read_text()))
+    paths = set(
+        re.findall(r"`((?:dlrl|docs|tests|recipes|rewards)/[\w/.]+\.(?:py|md|yaml))`", GUIDE.read_text())
+    )
     assert len(paths) > 10
     missing = [p for p in sorted(paths) if "<name>" not in p and not (ROOT / p).exists()]
     assert not missing, missing

@@ -39,7 +39,9 @@ def test_every_algorithm_has_a_full_and_a_tiny_recipe():
     tiny = {p.stem for p in RECIPES if p.parent.name == "tiny"}
     assert {"diffu_grpo", "coupled_grpo", "uni_grpo", "wd1", "igpo"} <= set(ALGORITHMS)
     for algo in ALGORITHMS:  # the registry: a new algorithm gets this check for free
-        assert algo in names and algo in tiny, f"algorithm {algo!r} lacks recipes/{algo}.yaml or recipes/tiny/"
+        assert algo in names and algo in tiny, (
+            f"algorithm {algo!r} lacks recipes/{algo}.yaml or recipes/tiny/"
+        )
 
 
 def _write(tmp_path, text):

@@ -148,7 +148,9 @@ def _inpaint(ctx: RolloutContext, batch, records, groups, stats) -> None:
     ids_parts, mask_parts, rows = [], [], []
     for g in groups:
         rng = random.Random(ctx.seed(SEED_HINTS, row0 + g * group))
-        hint_ids = ctx.tokenizer(hint_text(o.hint_template, records[g]), add_special_tokens=False)["input_ids"]
+        hint_ids = ctx.tokenizer(hint_text(o.hint_template, records[g]), add_special_tokens=False)[
+            "input_ids"
+        ]
         ids, mask = group_hints(hint_ids, group, gen_length, layout, rng, ctx.mask_token_id)
         ids_parts.append(ids)
         mask_parts.append(mask)

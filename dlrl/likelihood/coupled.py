@@ -59,9 +59,10 @@ class CoupledEstimator(LikelihoodEstimator):
         self, seed: int, batch: int, length: int, row_offset: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask ratios t [B] (float64) and masks M_t [B, Lc] for ``seed`` (rows from ``row_offset``)."""
-        t = self.t_min + (self.t_max - self.t_min) * row_uniform(
-            seed, STREAM_T, batch, 1, row_offset=row_offset
-        )[:, 0]
+        t = (
+            self.t_min
+            + (self.t_max - self.t_min) * row_uniform(seed, STREAM_T, batch, 1, row_offset=row_offset)[:, 0]
+        )
         return t, row_uniform(seed, STREAM_MASK, batch, length, row_offset=row_offset) < t[:, None]
 
     def _estimate(self, batch, *, seed, return_entropy, unmask_step, iteration):

@@ -25,14 +25,14 @@ from tqdm.auto import tqdm
 from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from dlrl.algorithms import ObjectiveInputs, get_algorithm
+from dlrl.algorithms.context import RolloutContext
 from dlrl.errors import DLRLError
 from dlrl.models.interface import MaskedDLM, as_masked_dlm, unwrap_model
 from dlrl.models.lora_merge import merged_lora
+from dlrl.objectives import TOKEN_MEAN, Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.data import PromptSampler
-from dlrl.algorithms.context import RolloutContext
-from dlrl.objectives import TOKEN_MEAN, Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.experience import (
     PolicyScoring,
     RolloutBatch,
@@ -43,8 +43,8 @@ from dlrl.trainer.experience import (
     score_rollout,
 )
 from dlrl.trainer.metrics import MetricsLogger, format_metrics, reduce_across_ranks
-from dlrl.trainer.resolved import describe_settings
 from dlrl.trainer.reference import ReferencePolicy, is_peft
+from dlrl.trainer.resolved import describe_settings
 from dlrl.trainer.setup import (
     build_accelerator,
     build_estimator,

@@ -7,10 +7,16 @@ import pytest
 import torch
 
 from dlrl.algorithms import ObjectiveInputs
-from dlrl.algorithms.igpo import HINT_MASK, IGPOOptions, entropy_filter, igpo_objective, inpaint_all_wrong_groups
+from dlrl.algorithms.igpo import (
+    HINT_MASK,
+    IGPOOptions,
+    entropy_filter,
+    igpo_objective,
+    inpaint_all_wrong_groups,
+)
 from dlrl.errors import ConfigError
-from dlrl.trainer import DiffusionGRPOTrainer
 from dlrl.objectives import Normaliser, reduce_loss
+from dlrl.trainer import DiffusionGRPOTrainer
 from tests.trainer.conftest import make_config
 
 G = 4
@@ -160,7 +166,9 @@ def test_filtered_hint_tokens_get_zero_gradient(tiny, tmp_path, level):
 
 def test_unknown_correctness_reward_is_named(tiny, tmp_path):
     model, tok = tiny
-    cfg = make_config(tmp_path, algorithm="igpo", correctness_reward="accuracy", algorithm_options={"free_tail": 2})
+    cfg = make_config(
+        tmp_path, algorithm="igpo", correctness_reward="accuracy", algorithm_options={"free_tail": 2}
+    )
     with pytest.raises(ConfigError, match="correctness_reward='accuracy'.*valid: _correct"):
         DiffusionGRPOTrainer(model, tok, [_correct], _records(), cfg)
 

@@ -26,7 +26,9 @@ def test_python_config_gets_the_algorithms_defaults_like_a_recipe(tmp_path):
 def test_recipe_and_python_resolve_to_the_same_settings(tmp_path):
     from dlrl.recipe import parse_recipe
 
-    recipe = parse_recipe({"algorithm": "igpo", "dataset": {"task": "arithmetic"}, "output_dir": str(tmp_path)})
+    recipe = parse_recipe(
+        {"algorithm": "igpo", "dataset": {"task": "arithmetic"}, "output_dir": str(tmp_path)}
+    )
     from_recipe = recipe.training_config()
     direct = _cfg(tmp_path, algorithm="igpo")
     for key in get_algorithm("igpo").defaults:
@@ -79,6 +81,9 @@ def test_resolved_settings_name_the_algorithm_defaults_and_the_batch_geometry(tm
     assert "psi=2.0" in text
     # 6 × 2 completions per process = 2 prompts × 6; 4 processes → 8 prompts, 48 completions
     assert batch_geometry(cfg, 4) == {
-        "processes": 4, "completions_per_step": 48, "prompts_per_step": 8, "optimizer_steps_per_rollout": 12
+        "processes": 4,
+        "completions_per_step": 48,
+        "prompts_per_step": 8,
+        "optimizer_steps_per_rollout": 12,
     }
     assert "8 prompts × 6 = 48 completions over 4 process(es)" in text

@@ -39,7 +39,9 @@ def test_accumulation_equivalence(tiny, records, tmp_path, estimator):
     # Adam with a large epsilon is SGD-like (update ≈ lr·g/ε): the comparison then measures the
     # gradients instead of Adam's sign-like first step, which amplifies float noise near g = 0.
     # token_mean normalises over the whole step (bnpo, d1's loss, is per micro-batch by definition).
-    common = dict(max_steps=1, num_generations=4, learning_rate=1.0, adam_epsilon=10.0, loss_type="token_mean")
+    common = dict(
+        max_steps=1, num_generations=4, learning_rate=1.0, adam_epsilon=10.0, loss_type="token_mean"
+    )
     common.update(estimator)
     _train(
         a,
@@ -127,7 +129,9 @@ def test_nonfinite_gradient_step_is_skipped_and_counted(tiny, records, tmp_path)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
-def test_run_prints_resolved_settings_and_batch_geometry_at_start(tiny, records, toy_reward, tmp_path, capsys):
+def test_run_prints_resolved_settings_and_batch_geometry_at_start(
+    tiny, records, toy_reward, tmp_path, capsys
+):
     model, tok = tiny
     _train(model, tok, records, toy_reward, make_config(tmp_path, max_steps=1))
     out = capsys.readouterr().out
