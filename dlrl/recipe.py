@@ -132,41 +132,14 @@ def load_recipe(
     return parse_recipe(raw, name=p.stem, base_dir=p.parent.resolve(), config_cls=config_cls, kind=kind)
 
 
-# Method knobs that used to be flat keys; they now live in the ``algorithm_options`` block.
-DEPRECATED_FLAT_KEYS = {
-    **{f"igpo_{k}": k for k in ("max_replacements", "eta_min", "eta_max", "chunk_min", "chunk_max",
-                                "free_tail", "max_stretch", "entropy_keep", "hint_template")},
-    "wd1_psi": "psi",
-    "wd1_positive_only": "positive_only",
-}  # fmt: skip
-
-
-def _move_deprecated_keys(raw: dict) -> None:
-    """``igpo_entropy_keep: 0.3`` → ``algorithm_options: {entropy_keep: 0.3}``, with a warning."""
-    import warnings
-
-    for old, new in DEPRECATED_FLAT_KEYS.items():
-        if old in raw:
-            options = raw.setdefault("algorithm_options", {}) or {}
-            if not isinstance(options, dict):
-                raise ConfigError("recipe key 'algorithm_options' must be a mapping")
-            if new in options:
-                raise ConfigError(f"recipe sets both {old!r} and algorithm_options.{new}; keep the latter")
-            options[new] = raw.pop(old)
-            raw["algorithm_options"] = options
-            warnings.warn(
-                f"recipe key {old!r} is deprecated; write algorithm_options: {{{new}: ...}}",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-
-
 def parse_recipe(
     raw: dict, name: str = "recipe", base_dir: Path | None = None, config_cls=None, kind="grpo"
 ) -> Recipe:
     raw = dict(raw)
     if kind == "grpo":
-        _move_deprecated_keys(raw)
+        from dlrl.trainer.config import move_deprecated_keys
+
+        move_deprecated_keys(raw)
     fields = training_fields(config_cls)
     valid = sorted(set(fields) | set(SECTIONS) | set(LIST_KEYS))
     for key in raw:

@@ -56,6 +56,34 @@ UNSUPPORTED_TRL = {
 }
 
 
+# Method knobs that used to be flat keys; they now live in the ``algorithm_options`` block.
+DEPRECATED_FLAT_KEYS = {
+    **{f"igpo_{k}": k for k in ("max_replacements", "eta_min", "eta_max", "chunk_min", "chunk_max",
+                                "free_tail", "max_stretch", "entropy_keep", "hint_template")},
+    "wd1_psi": "psi",
+    "wd1_positive_only": "positive_only",
+}  # fmt: skip
+
+
+def move_deprecated_keys(kwargs: dict) -> None:
+    """``igpo_entropy_keep=0.3`` → ``algorithm_options={"entropy_keep": 0.3}``, with a warning."""
+    import warnings
+
+    for old, new in DEPRECATED_FLAT_KEYS.items():
+        if old not in kwargs:
+            continue
+        options = dict(kwargs.get("algorithm_options") or {})
+        if new in options:
+            raise ConfigError(f"both {old!r} and algorithm_options.{new} are set; keep the latter")
+        options[new] = kwargs.pop(old)
+        kwargs["algorithm_options"] = options
+        warnings.warn(
+            f"{old!r} is deprecated; write algorithm_options: {{{new}: ...}}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+
 def inherited_default(name: str):
     """The TRL / transformers default of an inherited field."""
     f = {f.name: f for f in dataclasses.fields(GRPOConfig)}[name]
@@ -243,6 +271,7 @@ _dataclass_init = DiffusionGRPOConfig.__init__
 
 
 def _init_recording_explicit(self, *args, **kwargs):
+    move_deprecated_keys(kwargs)  # igpo_* / wd1_* keep working, with a warning
     # Which fields the caller passed: the algorithm's defaults fill only the others.
     self._explicit_fields = frozenset(kwargs)
     _dataclass_init(self, *args, **kwargs)

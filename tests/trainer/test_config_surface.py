@@ -29,3 +29,10 @@ def test_refused_key_at_its_default_is_accepted(tmp_path):
     cfg = DiffusionGRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[],
                               optim=GRPOConfig.optim, torch_compile=False)  # fmt: skip
     assert cfg.torch_compile is False
+
+
+def test_old_flat_method_keys_still_work_with_a_deprecation_warning(tmp_path):
+    with pytest.warns(DeprecationWarning, match="algorithm_options"):
+        cfg = DiffusionGRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[],
+                                  algorithm="wd1", wd1_psi=2.0)  # fmt: skip
+    assert cfg.algorithm_options == {"psi": 2.0}
