@@ -1,4 +1,4 @@
-"""``dlrl docs`` (``make docs``): regenerate docs/recipe_keys.md from the config dataclasses.
+"""``python -m dlrl.docs_gen`` (``make docs``): regenerate docs/recipe_keys.md from the config dataclasses.
 
 The recipe reference is generated, never hand-kept, so it lists every key with its type,
 default and help text exactly as the code defines them; a test fails when it goes stale.
@@ -17,29 +17,6 @@ from dlrl.recipe import SECTIONS, training_fields
 
 DLRL_NOTE = "dlrl's own fields (rollout, estimator, objective, rewards)"
 UPSTREAM_MARK = "## TRL `GRPOConfig` / transformers `TrainingArguments` fields"
-IGNORED_PREFIXES = (
-    "vllm_",
-    "use_vllm",
-    "use_transformers",
-    "transformers_continuous",
-    "max_tool",
-    "hub_",
-    "push_to_hub",
-    "trackio",
-    "log_completions_hub",
-    "cast_lm_head_to_fp32",
-    "disable_dropout",
-    "log_multimodal",
-    "log_unique_prompts",
-    "num_generations_eval",
-    "cache_implementation",
-    "pad_to_multiple_of",
-    "router_aux_loss_coef",
-    "model_init_kwargs",
-    "sapo_",
-    "generation_batch_size",
-    "vespo_",
-)
 
 
 def _type_name(ann) -> str:
@@ -77,7 +54,7 @@ def split_upstream(text: str) -> tuple[str, str]:
 def render() -> str:
     from trl import GRPOConfig
 
-    from dlrl.trainer.config import UNSUPPORTED_TRL, DiffusionGRPOConfig
+    from dlrl.trainer.config import HONOURED_TRL, INERT_TRL, DiffusionGRPOConfig
 
     own = {f.name for f in dataclasses.fields(DiffusionGRPOConfig)} - {
         f.name for f in dataclasses.fields(GRPOConfig)
@@ -117,24 +94,46 @@ def render() -> str:
     for name in sorted(own):
         f = fields[name]
         lines.append(f"| `{name}` | `{_type_name(hints[name])}` | `{_default(f)}` | {_help(f)} |")
+    lines += _algorithm_options()
     lines += ["", UPSTREAM_MARK, "", f"Generated with {upstream_versions()}.",
-              "Same meaning as in TRL. Fields for autoregressive generators (vLLM, tool calling, continuous",
-              "batching), logging extras and the Hub are accepted but unused (marked *unused*); TRL's",
-              "objective options the loop does not implement refuse any value but their default.", "",
+              "Same meaning as in TRL. Each key is **honoured** (the loop reads it), *inert* (it only",
+              "labels a run; any value is accepted) or *refused*: dlrl does not implement it, and any",
+              "value but the default stops the run with a one-line error before a model loads.", "",
               "| key | type | default | meaning |", "|---|---|---|---|"]  # fmt: skip
     for name in sorted(set(fields) - own):
         f = fields[name]
         meaning = _help(f)
-        if name.startswith(IGNORED_PREFIXES):
-            meaning = "*unused* — " + meaning
-        elif name in UNSUPPORTED_TRL:
-            meaning = f"*not implemented: only `{UNSUPPORTED_TRL[name]!r}` is accepted* — " + meaning
+        if name in HONOURED_TRL:
+            meaning = "**honoured** — " + meaning
+        elif name in INERT_TRL:
+            meaning = "*inert* — " + meaning
+        else:
+            meaning = f"*refused unless `{_default(f)}`* — " + meaning
         lines.append(f"| `{name}` | `{_type_name(hints.get(name))}` | `{_default(f)}` | {meaning[:300]} |")
     return "\n".join(lines) + "\n"
 
 
+def _algorithm_options() -> list[str]:
+    """One table per algorithm with options (the recipe block ``algorithm_options:``)."""
+    from dlrl.algorithms import ALGORITHMS
+
+    lines = ["", "## `algorithm_options:`", "",
+             "Method knobs, validated against the chosen algorithm (unknown keys list the valid ones).",
+             "The old flat recipe keys (`igpo_*`, `wd1_*`) still load, with a deprecation warning.", ""]  # fmt: skip
+    for name in sorted(ALGORITHMS):
+        cls = ALGORITHMS[name].options
+        opts = dataclasses.fields(cls)
+        if not opts:
+            continue
+        hints = typing.get_type_hints(cls)
+        lines += [f"`algorithm: {name}`", "", "| key | type | default |", "|---|---|---|"]
+        lines += [f"| `{f.name}` | `{_type_name(hints[f.name])}` | `{_default(f)}` |" for f in opts]
+        lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="dlrl docs", description="Regenerate docs/recipe_keys.md.")
+    p = argparse.ArgumentParser(prog="python -m dlrl.docs_gen", description="Regenerate docs/recipe_keys.md.")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "recipe_keys.md"))
     p.add_argument("--check", action="store_true", help="exit 1 if the file is stale instead of writing it")
     a = p.parse_args(argv)

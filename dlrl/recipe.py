@@ -102,32 +102,26 @@ class Recipe:
         """Instantiate the trainer config (``DiffusionGRPOConfig`` by default)."""
         if config_cls is None:
             from dlrl.trainer.config import DiffusionGRPOConfig as config_cls
-        from dlrl.algorithms import get_algorithm
-
-        algorithm = (
-            get_algorithm(self.training_kwargs.get("algorithm", "diffu_grpo"))
-            if self.kind == "grpo"
-            else None
-        )
-        # Paper defaults of the algorithm first; anything the recipe says wins.
-        kwargs = {**(algorithm.defaults if algorithm else {}), **self.training_kwargs}
-        if self.model.quantization and kwargs.get("sync_ref_model"):
-            raise ConfigError(
-                f"sync_ref_model=True cannot be used with model.quantization={self.model.quantization!r}: the "
-                "LoRA reference sync folds the adapter into the base weights, which are quantised; set "
-                "sync_ref_model: false (d1's own setting is a no-op under LoRA)"
-            )
+        # The algorithm's paper defaults are applied by the config itself (for keys not given here).
+        kwargs = dict(self.training_kwargs)
         kwargs.setdefault("output_dir", str(Path("runs") / self.name))
         from dlrl.trainer.tracking import default_report_to
 
         kwargs.setdefault("report_to", default_report_to())
         _cpu_defaults(kwargs)
         try:
-            return config_cls(**kwargs)
+            config = config_cls(**kwargs)
         except ConfigError:
             raise
         except (ValueError, TypeError) as err:
             raise ConfigError(f"recipe {self.name}: {str(err).splitlines()[0]}") from None
+        if self.model.quantization and getattr(config, "sync_ref_model", False):
+            raise ConfigError(
+                f"sync_ref_model=True cannot be used with model.quantization={self.model.quantization!r}: the "
+                "LoRA reference sync folds the adapter into the base weights, which are quantised; set "
+                "sync_ref_model: false (d1's own setting is a no-op under LoRA)"
+            )
+        return config
 
 
 def _cpu_defaults(kwargs: dict) -> None:
@@ -178,6 +172,10 @@ def parse_recipe(
     raw: dict, name: str = "recipe", base_dir: Path | None = None, config_cls=None, kind="grpo"
 ) -> Recipe:
     raw = dict(raw)
+    if kind == "grpo":
+        from dlrl.trainer.config import move_deprecated_keys
+
+        move_deprecated_keys(raw)
     fields = training_fields(config_cls)
     valid = sorted(set(fields) | set(SECTIONS) | set(LIST_KEYS))
     for key in raw:

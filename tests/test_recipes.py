@@ -39,8 +39,11 @@ def test_every_algorithm_has_a_full_and_a_tiny_recipe():
 
     names = {p.stem for p in RECIPES}
     tiny = {p.stem for p in RECIPES if p.parent.name == "tiny"}
-    for algo in ("diffu_grpo", "coupled_grpo", "uni_grpo", "wd1", "igpo"):
-        assert algo in ALGORITHMS and algo in names and algo in tiny
+    assert {"diffu_grpo", "coupled_grpo", "uni_grpo", "wd1", "igpo"} <= set(ALGORITHMS)
+    for algo in ALGORITHMS:  # the registry: a new algorithm gets this check for free
+        assert algo in names and algo in tiny, (
+            f"algorithm {algo!r} lacks recipes/{algo}.yaml or recipes/tiny/"
+        )
 
 
 def _write(tmp_path, text):
@@ -66,14 +69,27 @@ def _write(tmp_path, text):
         ("dataset: {task: arithmetic}\nimportance_sampling_level: seq\n", "valid: token, sequence"),
         (
             "dataset: {task: arithmetic}\nalgorithm: igpo\ngen_length: 24\nblock_length: 8\n",
-            "igpo_free_tail=30",
+            "algorithm_options.free_tail=30",
         ),
-        ("dataset: {task: arithmetic}\nigpo_eta_min: 0.7\n", "igpo_eta_min <= igpo_eta_max"),
+        (
+            "dataset: {task: arithmetic}\nalgorithm: igpo\nalgorithm_options: {eta_min: 0.7}\n",
+            "algorithm_options.eta_min <= algorithm_options.eta_max",
+        ),
+        ("dataset: {task: arithmetic}\nalgorithm: wd1\nalgorithm_options: {psy: 2}\n", "valid: psi"),
+        ("dataset: {task: arithmetic}\noptim: adafactor\n", "optim='adafactor': this TRL option"),
+        ("dataset: {task: arithmetic}\ntorch_compile: true\n", "torch_compile=True"),
     ],
 )
 def test_bad_recipe_names_the_key(tmp_path, text, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         prepare_recipe(_write(tmp_path, text))
+
+
+def test_deprecated_flat_igpo_key_moves_to_algorithm_options(tmp_path):
+    p = _write(tmp_path, "dataset: {task: arithmetic}\nalgorithm: igpo\nigpo_entropy_keep: 0.5\n")
+    with pytest.warns(DeprecationWarning, match="algorithm_options"):
+        recipe = load_recipe(p)
+    assert recipe.training_kwargs["algorithm_options"] == {"entropy_keep": 0.5}
 
 
 def test_set_override_reaches_sections(tmp_path):

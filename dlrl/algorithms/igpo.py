@@ -2,11 +2,11 @@
 
 When every completion of a group is wrong, GRPO's advantages are all zero and the group teaches
 nothing. IGPO regenerates such a group with parts of the ground-truth reasoning inpainted as
-fixed tokens (``dlrl.algorithms.igpo_hints``), scores it, and swaps up to ``igpo_max_replacements``
+fixed tokens (``dlrl.algorithms.igpo_hints``), scores it, and swaps up to ``max_replacements``
 of the wrong originals for correct inpainted rollouts, so the group gets a learning signal while
 at least half of it stays on-policy. Then the usual clipped GRPO objective, except that hint tokens
 — which the policy did not choose — enter the loss only through an entropy filter: per sequence
-the ``igpo_entropy_keep`` share (≥ 1) of hint tokens with the highest predictive entropy under
+the ``entropy_keep`` share (≥ 1) of hint tokens with the highest predictive entropy under
 the rollout-time policy (π_old, recorded with the old log-probabilities) is kept.
 
 Unlike the reference code, filtered hint tokens really get no gradient (also with the
@@ -17,22 +17,68 @@ in the loss (the loss mask runs through the first EOS).
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import torch
 
 from dlrl.algorithms.base import Algorithm, ObjectiveInputs, grpo_objective, register
+from dlrl.algorithms.context import RolloutContext
 from dlrl.algorithms.igpo_hints import HintLayout, group_hints, hint_text
 from dlrl.errors import ConfigError
-from dlrl.trainer.advantages import group_advantages
-from dlrl.trainer.experience import (
-    derive_seed,
-    is_correct,
-    per_function_tensors,
-    score_rollout,
-)
-from dlrl.trainer.objectives import LossTerms
+from dlrl.objectives import LossTerms
 
 HINT_MASK = "hint_mask"  # batch.extras key: [N, Lc] bool, the fixed (inpainted) tokens
+# Seed parts (RolloutContext.seed): hint layout, inpainted rollout, replacement choice.
+SEED_HINTS, SEED_ROLLOUT, SEED_PICK = 7, 8, 9
+
+
+@dataclass(frozen=True)
+class IGPOOptions:
+    """``algorithm_options`` of IGPO (defaults: the paper's run, docs/wd1_igpo.md).
+
+    max_replacements: most originals replaced per group; None → num_generations // 2.
+    eta_min, eta_max: range of the revealed fraction η of hint chunks.
+    chunk_min, chunk_max: hint chunk sizes, in tokens.
+    free_tail: hints stay within the first gen_length − free_tail positions.
+    max_stretch: largest factor hint positions are spread out by (≥ 1).
+    entropy_keep: share of hint tokens (highest entropy, ≥ 1 per row) kept in the loss.
+    hint_template: hint text, ``str.format``'ed with the record's columns.
+    """
+
+    max_replacements: int | None = None
+    eta_min: float = 0.2
+    eta_max: float = 0.6
+    chunk_min: int = 5
+    chunk_max: int = 10
+    free_tail: int = 30
+    max_stretch: float = 1.5
+    entropy_keep: float = 0.2
+    hint_template: str = "<reasoning>\n{reasoning}"
+
+    def check(self, cfg) -> None:
+        """One-line errors naming the ``algorithm_options`` key."""
+        key = "algorithm_options"
+        if not 0.0 <= self.eta_min <= self.eta_max <= 1.0:
+            raise ConfigError(
+                f"need 0 <= {key}.eta_min <= {key}.eta_max <= 1, got {self.eta_min}, {self.eta_max}"
+            )
+        if not 1 <= self.chunk_min <= self.chunk_max:
+            raise ConfigError(
+                f"need 1 <= {key}.chunk_min <= {key}.chunk_max, got {self.chunk_min}, {self.chunk_max}"
+            )
+        if self.max_stretch < 1.0:
+            raise ConfigError(f"{key}.max_stretch={self.max_stretch} must be >= 1")
+        if not 0.0 < self.entropy_keep <= 1.0:
+            raise ConfigError(f"{key}.entropy_keep={self.entropy_keep} must lie in (0, 1]")
+        if self.max_replacements is not None and not 0 <= self.max_replacements <= cfg.num_generations:
+            raise ConfigError(
+                f"{key}.max_replacements={self.max_replacements} must lie in [0, num_generations="
+                f"{cfg.num_generations}]"
+            )
+        if not 0 <= self.free_tail < cfg.gen_length:
+            raise ConfigError(
+                f"{key}.free_tail={self.free_tail} must lie in [0, gen_length={cfg.gen_length}) so hints have room"
+            )
 
 
 def entropy_filter(
@@ -52,12 +98,14 @@ def entropy_filter(
 
 
 def igpo_objective(x: ObjectiveInputs, cfg) -> LossTerms:
-    """Clipped GRPO on the loss mask narrowed by :func:`entropy_filter` (in place on ``x.mask``)."""
+    """Clipped GRPO on the loss mask narrowed by :func:`entropy_filter` (returned in ``LossTerms.mask``)."""
     hint = x.extras.get(HINT_MASK)
+    keep = (x.options or IGPOOptions()).entropy_keep
     if hint is not None and bool((hint & x.mask).any()):
         if x.entropy is None:
             raise ConfigError("IGPO's entropy filter needs an estimator that returns per-token entropy")
-        x.mask = entropy_filter(x.mask, hint.to(x.mask.device), x.entropy, cfg.igpo_entropy_keep)
+        mask = entropy_filter(x.mask, hint.to(x.mask.device), x.entropy, keep)
+        x = ObjectiveInputs(**{**vars(x), "mask": mask})
     return grpo_objective(x, cfg)
 
 
@@ -72,24 +120,21 @@ def choose_replacements(
 
 
 @torch.no_grad()
-def inpaint_all_wrong_groups(trainer, batch, records):
+def inpaint_all_wrong_groups(ctx: RolloutContext, batch, records):
     """Rollout hook: regenerate all-wrong groups with hints and splice correct ones in."""
-    acc, G = trainer.accelerator, trainer.args.num_generations
-    all_wrong = (~is_correct(trainer, batch.rewards_per_function)).view(-1, G).all(dim=1)
+    group = ctx.group_size
+    all_wrong = (~ctx.is_correct(batch.rewards_per_function)).view(-1, group).all(dim=1)
     groups = all_wrong.nonzero().flatten().tolist()
     batch.extras[HINT_MASK] = torch.zeros_like(batch.completion_mask)
     stats = dict(inpainted=0, inpainted_correct=0, rescued_groups=0, replaced=0)
     # Under ZeRO-3 generate() gathers parameters collectively: every rank rolls out or none does.
-    needed = len(groups)
-    if acc.num_processes > 1:
-        needed = int(acc.gather(torch.tensor([needed], device=acc.device)).max())
-    if needed:
-        _inpaint(trainer, batch, records, groups, stats)
+    if ctx.max_over_ranks(len(groups)):
+        _inpaint(ctx, batch, records, groups, stats)
     batch.metrics.update(
         {
             "igpo/rescued_groups": float(stats["rescued_groups"]),
             "igpo/rescued_frac": stats["rescued_groups"] / max(len(groups), 1),
-            "igpo/replacement_ratio": stats["replaced"] / max(len(groups) * G, 1),
+            "igpo/replacement_ratio": stats["replaced"] / max(len(groups) * group, 1),
             "igpo/inpainted_correctness": stats["inpainted_correct"] / max(stats["inpainted"], 1),
             "igpo/train_reward": batch.rewards.mean().item(),
         }
@@ -97,57 +142,40 @@ def inpaint_all_wrong_groups(trainer, batch, records):
     return batch
 
 
-def _inpaint(trainer, batch, records, groups, stats) -> None:
-    a, G, dev = trainer.args, trainer.args.num_generations, batch.completion_ids.device
-    row0 = trainer.accelerator.process_index * batch.completion_ids.shape[0]  # global row numbers
-    layout = HintLayout.from_config(a)
-    mask_id = trainer.dlm().mask_token_id
+def _inpaint(ctx: RolloutContext, batch, records, groups, stats) -> None:
+    o, group, gen_length = ctx.options, ctx.group_size, ctx.args.gen_length
+    dev, row0 = batch.completion_ids.device, ctx.row_offset  # seeds use global row numbers
+    layout = HintLayout.from_options(o)
     ids_parts, mask_parts, rows = [], [], []
     for g in groups:
-        rng = random.Random(derive_seed(a.seed, trainer.rollout_index, 7, row0 + g * G))
-        text = hint_text(a.igpo_hint_template, records[g])
-        hint_ids = trainer.tokenizer(text, add_special_tokens=False)["input_ids"]
-        ids, mask = group_hints(hint_ids, G, a.gen_length, layout, rng, mask_id)
+        rng = random.Random(ctx.seed(SEED_HINTS, row0 + g * group))
+        hint_ids = ctx.tokenizer(hint_text(o.hint_template, records[g]), add_special_tokens=False)[
+            "input_ids"
+        ]
+        ids, mask = group_hints(hint_ids, group, gen_length, layout, rng, ctx.mask_token_id)
         ids_parts.append(ids)
         mask_parts.append(mask)
-        rows.extend(range(g * G, (g + 1) * G))
+        rows.extend(range(g * group, (g + 1) * group))
     if not rows:  # another rank inpaints: join the collective with one throwaway row
-        trainer.generate(batch.prompt_ids[:1], batch.prompt_mask[:1], [0])
+        ctx.generate(batch.prompt_ids[:1], batch.prompt_mask[:1], [0])
         return
     fixed_ids, fixed_mask = torch.cat(ids_parts).to(dev), torch.cat(mask_parts).to(dev)
-    # Splice into copies: the caller's on-policy tensors (and its metrics) stay untouched.
-    for key in ("completion_ids", "completion_mask", "rewards", "unmask_step"):
-        if getattr(batch, key) is not None:
-            setattr(batch, key, getattr(batch, key).clone())
-    batch.rewards_per_function = {k: v.clone() for k, v in batch.rewards_per_function.items()}
-    batch.extras["completions"] = list(batch.extras["completions"])
-    seeds = [derive_seed(a.seed, trainer.rollout_index, 8, row0 + r) for r in rows]
-    out = trainer.generate(batch.prompt_ids[rows], batch.prompt_mask[rows], seeds, fixed_ids, fixed_mask)
-    group_records = [records[g] for g in groups]
-    ids, loss_mask, texts, scored = score_rollout(trainer, group_records, out)
-    new_per_function = per_function_tensors(scored, dev)
-    new_rewards = torch.tensor(scored.rewards, dtype=torch.float32, device=dev).nan_to_num(0.0)
-    new_correct = is_correct(trainer, new_per_function).tolist()
-    limit = G // 2 if a.igpo_max_replacements is None else a.igpo_max_replacements
+    seeds = [ctx.seed(SEED_ROLLOUT, row0 + r) for r in rows]
+    out = ctx.generate(batch.prompt_ids[rows], batch.prompt_mask[rows], seeds, fixed_ids, fixed_mask)
+    new = ctx.score([records[g] for g in groups], out)
+    new_correct = ctx.is_correct(new.rewards_per_function).tolist()
+    limit = group // 2 if o.max_replacements is None else o.max_replacements
     stats["inpainted"] = len(rows)
     stats["inpainted_correct"] = sum(new_correct)
+    dst, src = [], []
     for j, g in enumerate(groups):
-        rng = random.Random(derive_seed(a.seed, trainer.rollout_index, 9, row0 + g * G))
-        pairs = choose_replacements(new_correct[j * G : (j + 1) * G], limit, rng)
+        rng = random.Random(ctx.seed(SEED_PICK, row0 + g * group))
+        pairs = choose_replacements(new_correct[j * group : (j + 1) * group], limit, rng)
         stats["rescued_groups"] += bool(pairs)
         stats["replaced"] += len(pairs)
-        for orig, new in pairs:
-            dst, src = g * G + orig, j * G + new
-            batch.completion_ids[dst] = ids[src]
-            batch.completion_mask[dst] = loss_mask[src]
-            batch.extras[HINT_MASK][dst] = fixed_mask[src]
-            batch.extras["completions"][dst] = texts[src]
-            batch.rewards[dst] = new_rewards[src]
-            for key, col in batch.rewards_per_function.items():
-                col[dst] = new_per_function[key][src]
-            if batch.unmask_step is not None:
-                batch.unmask_step[dst] = out.unmask_step[src]
-    batch.advantages, _ = group_advantages(batch.rewards, G, a.scale_rewards, a.leave_one_out)
+        dst += [g * group + orig for orig, _ in pairs]
+        src += [j * group + pick for _, pick in pairs]
+    batch.replace_rows(dst, new, src, extras={HINT_MASK: fixed_mask})
 
 
 IGPO = register(
@@ -172,6 +200,7 @@ IGPO = register(
             weight_decay=0.1,
         ),
         objective=igpo_objective,
+        options=IGPOOptions,
         rollout_hook=inpaint_all_wrong_groups,
         old_policy_entropy=True,  # the filter ranks by rollout-time entropy (trainer_igpo.py:1722, 1769-1826)
         paper="Zhao et al. 2025b, IGPO (arXiv 2509.10396)",

@@ -32,7 +32,7 @@ from dlrl.errors import ConfigError
 
 @dataclass(frozen=True)
 class HintLayout:
-    """How hints are cut and placed (the ``igpo_*`` config fields)."""
+    """How hints are cut and placed (fields of IGPO's ``algorithm_options``)."""
 
     chunk_min: int = 5
     chunk_max: int = 10
@@ -43,15 +43,9 @@ class HintLayout:
     max_spacing: int = 100  # the reference's cap on one stretched gap (generate.py:745)
 
     @classmethod
-    def from_config(cls, cfg) -> HintLayout:
-        return cls(
-            cfg.igpo_chunk_min,
-            cfg.igpo_chunk_max,
-            cfg.igpo_eta_min,
-            cfg.igpo_eta_max,
-            cfg.igpo_free_tail,
-            cfg.igpo_max_stretch,
-        )
+    def from_options(cls, o) -> HintLayout:
+        """From ``IGPOOptions`` (``dlrl.algorithms.igpo``)."""
+        return cls(o.chunk_min, o.chunk_max, o.eta_min, o.eta_max, o.free_tail, o.max_stretch)
 
 
 def split_chunks(n_tokens: int, chunk_min: int, chunk_max: int, rng: random.Random) -> list[tuple[int, int]]:
@@ -138,6 +132,6 @@ def hint_text(template: str, record: dict) -> str:
         return template.format(**record)
     except KeyError as e:
         raise ConfigError(
-            f"igpo_hint_template={template!r} names column {e.args[0]!r}, which the dataset lacks; "
+            f"algorithm_options.hint_template={template!r} names column {e.args[0]!r}, which the dataset lacks; "
             f"columns: {', '.join(sorted(record))}"
         ) from None

@@ -6,18 +6,37 @@ with the softmax taken **within each prompt's group** (the reference code takes 
 per-device batch, which equals the group only when that batch is exactly one group), and
 log π̂ the one-step (d1) estimator summed over tokens. No ratio, no π_old and no π_ref pass: only
 the current policy is scored; μ-iterations reuse a rollout with fresh estimator seeds. The
-positive-only variant (``wd1_positive_only``) keeps softmax(ψA) alone.
+positive-only variant (``algorithm_options: {positive_only: true}``) keeps softmax(ψA) alone.
 
-Weights are computed once per rollout (a micro-batch may hold only part of a group) and reach
-the objective through ``batch.extras["wd1_weights"]``.
+The weights fill the algorithm's ``advantages`` slot: computed once per rollout (a micro-batch
+may hold only part of a group), they reach the objective as ``x.advantages``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from dlrl.algorithms.base import Algorithm, ObjectiveInputs, register
-from dlrl.trainer.objectives import LossTerms
+from dlrl.errors import ConfigError
+from dlrl.objectives import LossTerms
+
+
+@dataclass(frozen=True)
+class WD1Options:
+    """``algorithm_options`` of wd1.
+
+    psi: inverse temperature ψ of the weights softmax(ψA) − softmax(−ψA) (the paper's 1.0).
+    positive_only: keep only the positive term softmax(ψA).
+    """
+
+    psi: float = 1.0
+    positive_only: bool = False
+
+    def check(self, cfg) -> None:
+        if not self.psi > 0:
+            raise ConfigError(f"algorithm_options.psi={self.psi} must be > 0")
 
 
 def wd1_weights(
@@ -35,17 +54,14 @@ def wd1_weights(
     return w.reshape(-1)
 
 
-def _weights_hook(trainer, batch, records):
-    a = trainer.args
-    batch.extras["wd1_weights"] = wd1_weights(
-        batch.rewards, a.num_generations, a.wd1_psi, a.wd1_positive_only
-    )
-    return batch
+def wd1_advantages(rewards, group_size, cfg, options: WD1Options):
+    """The advantage slot: wd1's weights [N] (no std scaling: ``scale_rewards`` is not read)."""
+    return wd1_weights(rewards, group_size, options.psi, options.positive_only), {}
 
 
 def wd1_objective(x: ObjectiveInputs, cfg) -> LossTerms:
     """Per-token −w_i · log π̂(o_t); reduced with ``group_sum`` this is −Σ_i w_i log π̂(o_i|q) per group."""
-    w = x.extras["wd1_weights"].to(x.logps.dtype).unsqueeze(1)
+    w = x.advantages.to(x.logps.dtype).unsqueeze(1)
     per_token = -w * x.logps
     ones = torch.ones_like(x.logps).detach()
     return LossTerms(per_token, ratio=ones, clipped=torch.zeros_like(x.mask), kl=None)
@@ -67,9 +83,10 @@ WD1 = register(
             scale_rewards="none",
         ),
         objective=wd1_objective,
+        advantages=wd1_advantages,
+        options=WD1Options,
         uses_old_policy=False,
         uses_reference=False,
-        rollout_hook=_weights_hook,
         paper="Tang et al. 2025, wd1 (arXiv 2507.08838)",
     )
 )

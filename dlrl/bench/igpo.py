@@ -71,6 +71,8 @@ def run_arm(algorithm: str, seed: int, steps: int, out_dir: Path, extra: tuple[s
 
     t0 = time.perf_counter()
     overrides = [f"algorithm={algorithm}", f"seed={seed}", f"max_steps={steps}", f"output_dir={out_dir}"]
+    if algorithm != "igpo":  # the recipe's algorithm_options are IGPO's own
+        overrides.append("algorithm_options={}")
     recipe, config, funcs = prepare_recipe(_RECIPE, [*overrides, *SHARED, *extra])
     build_trainer(recipe, config, funcs).train()
     rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]

@@ -29,6 +29,7 @@ import torch
 from dlrl.errors import ConfigError, DLRLError
 from dlrl.likelihood.logprob import LOGPROB_IMPLS, gathered_logprobs
 from dlrl.models import MaskedDLM, as_masked_dlm
+from dlrl.registry import Registry
 
 _MASK64 = (1 << 64) - 1
 
@@ -69,6 +70,7 @@ class ScoringBatch:
     prompt_mask: torch.Tensor
     completion_ids: torch.Tensor
     completion_mask: torch.Tensor
+    row_offset: int = 0  # global id of row 0: noise is keyed by row identity, not batch position
 
     @property
     def batch_size(self) -> int:
@@ -103,9 +105,16 @@ def mix_seed(*parts: int) -> int:
 
 
 def row_uniform(
-    seed: int, stream: int | tuple[int, ...], batch: int, length: int, *, from_right: bool = False
+    seed: int,
+    stream: int | tuple[int, ...],
+    batch: int,
+    length: int,
+    *,
+    from_right: bool = False,
+    row_offset: int = 0,
 ):
-    """U[0, 1) float64 [batch, length] on CPU; row b comes from its own generator.
+    """U[0, 1) float64 [batch, length] on CPU; row b comes from its own generator, keyed by its
+    global id ``row_offset + b`` (so how rows are split into calls never changes their noise).
 
     ``from_right=True`` fills each row right to left, so column ``length-1`` always gets the
     first draw: left-padding a prompt leaves the draws of its real tokens unchanged.
@@ -113,7 +122,7 @@ def row_uniform(
     stream = stream if isinstance(stream, tuple) else (stream,)
     out = torch.empty(batch, length, dtype=torch.float64)
     for b in range(batch):
-        gen = torch.Generator().manual_seed(mix_seed(seed, *stream, b))
+        gen = torch.Generator().manual_seed(mix_seed(seed, *stream, row_offset + b))
         out[b] = torch.rand(length, generator=gen, dtype=torch.float64)
     return out.flip(-1) if from_right else out
 
@@ -200,17 +209,33 @@ class LikelihoodEstimator(metaclass=_StrictOptions):
         return_entropy: bool = False,
         unmask_step: torch.Tensor | None = None,
         iteration: int | None = None,
+        row_offset: int = 0,
     ) -> LikelihoodOutput:
         """Score ``completion_ids`` [B, Lc] after ``prompt_ids`` [B, P] (left-padded).
 
-        ``seed`` fixes every random choice (masks, mask ratios); ``iteration`` is the μ-iteration
-        index (used by ``masked_elbo(schedule="spaced")``); ``unmask_step`` [B, Lc] is the rollout's
-        decode step per token (used by ``trace``).
+        ``seed`` fixes every random choice (masks, mask ratios); ``row_offset`` is the global id
+        of row 0 (a trainer passes the row's place in the whole rollout batch, so the noise a
+        completion sees does not depend on the micro-batch size); ``iteration`` is the μ-iteration
+        index (used by ``masked_elbo(schedule="spaced")``); ``unmask_step`` [B, Lc] is the
+        rollout's decode step per token (used by ``trace``).
         """
-        batch = _validate(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
+        batch = _validate(model, prompt_ids, prompt_mask, completion_ids, completion_mask, row_offset)
         return self._estimate(
             batch, seed=int(seed), return_entropy=return_entropy, unmask_step=unmask_step, iteration=iteration
         )
+
+    def signal_mask(self, model, prompt_ids, prompt_mask, completion_ids, completion_mask, **kwargs):
+        """bool [B, Lc]: the ``signal_mask`` the same call would return, without a forward pass.
+
+        Estimators decide their signal tokens from the noise alone (never from the model), so a
+        trainer can count a step's loss tokens before scoring (the token-mean normaliser).
+        """
+        object.__setattr__(self, "_dry_run", True)
+        try:
+            kwargs.setdefault("seed", 0)
+            return self(model, prompt_ids, prompt_mask, completion_ids, completion_mask, **kwargs).signal_mask
+        finally:
+            object.__setattr__(self, "_dry_run", False)
 
     @abc.abstractmethod
     def _estimate(
@@ -241,6 +266,9 @@ class LikelihoodEstimator(metaclass=_StrictOptions):
             logp float32 [N, Lc] (0 where not selected) and entropy [N, Lc] or None.
         """
         dev, mask_id = batch.device, batch.dlm.mask_token_id
+        if getattr(self, "_dry_run", False):  # signal_mask(): the noise only, no forward
+            zeros = torch.zeros(noised.shape, dtype=torch.float32, device=dev)
+            return zeros, (zeros if return_entropy else None)
         row_index = row_index.to(dev)
         completion = batch.completion_ids[row_index].masked_fill(noised.to(dev), mask_id)
         prompt = batch.prompt_ids[row_index]
@@ -267,7 +295,7 @@ class LikelihoodEstimator(metaclass=_StrictOptions):
         return logp, entropy
 
 
-def _validate(model, prompt_ids, prompt_mask, completion_ids, completion_mask) -> ScoringBatch:
+def _validate(model, prompt_ids, prompt_mask, completion_ids, completion_mask, row_offset=0) -> ScoringBatch:
     dlm = as_masked_dlm(model)
     for key, t in (("prompt_ids", prompt_ids), ("prompt_mask", prompt_mask),
                    ("completion_ids", completion_ids), ("completion_mask", completion_mask)):  # fmt: skip
@@ -283,30 +311,23 @@ def _validate(model, prompt_ids, prompt_mask, completion_ids, completion_mask) -
         )
     if prompt_ids.shape[0] != completion_ids.shape[0]:
         raise DLRLError(f"prompt batch {prompt_ids.shape[0]} != completion batch {completion_ids.shape[0]}")
-    return ScoringBatch(dlm, prompt_ids, prompt_mask.bool(), completion_ids, completion_mask.bool())
+    return ScoringBatch(
+        dlm, prompt_ids, prompt_mask.bool(), completion_ids, completion_mask.bool(), int(row_offset)
+    )
 
 
 # --- registry ------------------------------------------------------------------------------
 
 
-class EstimatorRegistry(dict):
-    """``name → estimator class``; a missing name raises :class:`ConfigError` naming the valid ones."""
-
-    def __missing__(self, key):
-        raise ConfigError(f"unknown likelihood estimator {key!r}; valid: {', '.join(sorted(self))}")
-
-
-ESTIMATORS: EstimatorRegistry = EstimatorRegistry()
+ESTIMATORS: Registry = Registry("likelihood estimator", "estimator")
 
 
 def register_estimator(name: str):
     """Class decorator: ``@register_estimator("mine")`` adds an estimator to :data:`ESTIMATORS`."""
 
     def deco(cls):
-        if name in ESTIMATORS and ESTIMATORS[name] is not cls:
-            raise DLRLError(f"estimator {name!r} is already registered ({ESTIMATORS[name].__name__})")
+        ESTIMATORS.add(name, cls)
         cls.name = name
-        ESTIMATORS[name] = cls
         return cls
 
     return deco

@@ -55,14 +55,19 @@ class CoupledEstimator(LikelihoodEstimator):
     def forward_passes(self) -> int:
         return 3 if self.full_mask_pass else 2
 
-    def draw(self, seed: int, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask ratios t [B] (float64) and masks M_t [B, Lc] for ``seed``."""
-        t = self.t_min + (self.t_max - self.t_min) * row_uniform(seed, STREAM_T, batch, 1)[:, 0]
-        return t, row_uniform(seed, STREAM_MASK, batch, length) < t[:, None]
+    def draw(
+        self, seed: int, batch: int, length: int, row_offset: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask ratios t [B] (float64) and masks M_t [B, Lc] for ``seed`` (rows from ``row_offset``)."""
+        t = (
+            self.t_min
+            + (self.t_max - self.t_min) * row_uniform(seed, STREAM_T, batch, 1, row_offset=row_offset)[:, 0]
+        )
+        return t, row_uniform(seed, STREAM_MASK, batch, length, row_offset=row_offset) < t[:, None]
 
     def _estimate(self, batch, *, seed, return_entropy, unmask_step, iteration):
         B, Lc, dev = batch.batch_size, batch.completion_length, batch.device
-        t, m = self.draw(seed, B, Lc)
+        t, m = self.draw(seed, B, Lc, batch.row_offset)
         passes = [m, ~m]
         if self.full_mask_pass:
             passes.append(torch.ones_like(m))

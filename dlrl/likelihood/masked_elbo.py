@@ -68,9 +68,12 @@ class MaskedELBOEstimator(LikelihoodEstimator):
                 "masked_elbo schedule='spaced' needs num_iterations=μ ≥ 1 (the trainer's num_iterations)"
             )
 
-    def ratios(self, seed: int, batch: int, iteration: int | None = None) -> torch.Tensor:
+    def ratios(
+        self, seed: int, batch: int, iteration: int | None = None, row_offset: int = 0
+    ) -> torch.Tensor:
         """Mask ratios p [B] (float64) for ``seed`` (and ``iteration`` under the spaced schedule)."""
-        p = self.t_min + (self.t_max - self.t_min) * row_uniform(seed, STREAM_T, batch, 1)[:, 0]
+        u = row_uniform(seed, STREAM_T, batch, 1, row_offset=row_offset)[:, 0]
+        p = self.t_min + (self.t_max - self.t_min) * u
         if self.schedule == "uniform":
             return p
         if iteration is None:
@@ -84,8 +87,8 @@ class MaskedELBOEstimator(LikelihoodEstimator):
 
     def _estimate(self, batch, *, seed, return_entropy, unmask_step, iteration):
         B, Lc = batch.batch_size, batch.completion_length
-        p = self.ratios(seed, B, iteration)
-        u = row_uniform(seed, STREAM_MASK, B, Lc)
+        p = self.ratios(seed, B, iteration, batch.row_offset)
+        u = row_uniform(seed, STREAM_MASK, B, Lc, row_offset=batch.row_offset)
         noised = ensure_one_masked(bernoulli_mask(u, p), u, batch.completion_mask.cpu())
         rows = torch.arange(B)
         logp, ent = self._score(batch, rows, noised, noised, None, return_entropy)

@@ -66,13 +66,15 @@ class MCELBOEstimator(LikelihoodEstimator):
     def forward_passes(self) -> int:
         return self.num_samples
 
-    def draw(self, seed: int, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(
+        self, seed: int, batch: int, length: int, row_offset: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masks [K, B, Lc] and their weights [K, B] (float64) for ``seed``."""
         draws = self.num_samples // 2 if self.antithetic else self.num_samples
         masks, weights = [], []
         for j in range(draws):
-            r = row_uniform(seed, (STREAM_T, j), batch, 1)[:, 0]
-            u = row_uniform(seed, (STREAM_MASK, j), batch, length)
+            r = row_uniform(seed, (STREAM_T, j), batch, 1, row_offset=row_offset)[:, 0]
+            u = row_uniform(seed, (STREAM_MASK, j), batch, length, row_offset=row_offset)
             if self.sampler == "count":
                 count = (r * length).long().clamp(max=length - 1) + 1  # U{1..Lc}
                 rank = u.argsort(-1).argsort(-1)
@@ -97,7 +99,7 @@ class MCELBOEstimator(LikelihoodEstimator):
 
     def _estimate(self, batch, *, seed, return_entropy, unmask_step, iteration):
         B, Lc, K, dev = batch.batch_size, batch.completion_length, self.num_samples, batch.device
-        masks, weights = self.draw(seed, B, Lc)
+        masks, weights = self.draw(seed, B, Lc, batch.row_offset)
         noised = masks.reshape(K * B, Lc)
         rows = torch.arange(B).repeat(K)
         logp, ent = self._score(batch, rows, noised, noised, None, return_entropy)

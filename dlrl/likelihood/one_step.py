@@ -39,7 +39,7 @@ class OneStepEstimator(LikelihoodEstimator):
 
     def _estimate(self, batch, *, seed, return_entropy, unmask_step, iteration):
         B, P, Lc = batch.batch_size, batch.prompt_length, batch.completion_length
-        u = row_uniform(seed, STREAM_PROMPT, B, P, from_right=True)
+        u = row_uniform(seed, STREAM_PROMPT, B, P, from_right=True, row_offset=batch.row_offset)
         noised_prompt = (u < self.p_mask_prompt) & batch.prompt_mask.cpu()
         everything = torch.ones(B, Lc, dtype=torch.bool)
         rows = torch.arange(B)

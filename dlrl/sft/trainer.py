@@ -77,24 +77,18 @@ class SFTTrainer:
 
     def train_model(self) -> list[dict]:
         """Run ``max_steps`` optimizer steps; returns (and writes) the logged metrics."""
-        from accelerate import Accelerator
         from tqdm.auto import tqdm
-        from transformers import get_scheduler
+
+        from dlrl.trainer.setup import build_accelerator, build_optimizer, build_scheduler
 
         c = self.config
-        acc = Accelerator(
-            cpu=c.use_cpu,
-            mixed_precision="bf16" if c.bf16 else "no",
-            gradient_accumulation_steps=c.gradient_accumulation_steps,
-        )
+        acc = build_accelerator(c)  # the GRPO trainer's: gloo on CPU, DeepSpeed batch keys filled
         torch.manual_seed(c.seed)
         params = [p for p in self.model.module.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(
-            params, lr=c.learning_rate, weight_decay=c.weight_decay, betas=(c.adam_beta1, c.adam_beta2)
-        )
-        name = "constant_with_warmup" if c.lr_scheduler_type == "constant" else c.lr_scheduler_type
-        sched = get_scheduler(name, opt, num_warmup_steps=c.warmup_steps, num_training_steps=c.max_steps)
-        module, opt, sched = acc.prepare(self.model.module, opt, sched)
+        module, opt = acc.prepare(self.model.module, build_optimizer(self.model.module, c))
+        # SFT's "constant" keeps its warm-up (transformers' "constant" has none)
+        name = "constant_with_warmup" if c.lr_scheduler_type == "constant" else None
+        sched = acc.prepare(build_scheduler(opt, c, name))
         self.model = dataclasses.replace(self.model, module=module)
         # Per-process streams: batches differ across ranks, masks differ across steps.
         gen = torch.Generator().manual_seed(c.seed * 1000 + acc.process_index)
@@ -183,19 +177,16 @@ class SFTTrainer:
 
     def _resume(self, out: Path, acc, gen: torch.Generator) -> int:
         """Restore the newest complete checkpoint under ``out``; returns its step (0 if none)."""
-        done = sorted(
-            (int(p.name.split("-")[1]), p) for p in out.glob("checkpoint-*") if (p / "sft_state.pt").is_file()
-        )
-        if not done:
-            return 0
-        from dlrl.trainer.checkpoint import load_state
+        from dlrl.trainer.checkpoint import latest_checkpoint, load_state
 
-        step, path = done[-1]
+        path = latest_checkpoint(out, "sft_state.pt")
+        if path is None:
+            return 0
         load_state(acc, path / "state", trainable_only=self.lora is not None)
         state = torch.load(path / "sft_state.pt", weights_only=False)
         gen.set_state(state["generator"])
         self.history = list(state["history"])
-        return step
+        return int(state["step"])
 
     @torch.no_grad()
     def evaluate_loss(self, sampler=None, seed: int = 1234) -> float:

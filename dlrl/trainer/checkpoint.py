@@ -24,19 +24,20 @@ STATE_FILE = "trainer_state.json"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints in ``output_dir``, oldest first."""
+def checkpoints(output_dir: str | Path, state_file: str = STATE_FILE) -> list[Path]:
+    """Complete ``checkpoint-N`` directories in ``output_dir`` (``state_file`` is written last, so
+    its presence marks a complete one), oldest first. SFT passes its own state file name."""
     d = Path(output_dir)
     if not d.is_dir():
         return []
     found = [
-        (int(m.group(1)), p) for p in d.iterdir() if (m := _CKPT.match(p.name)) and (p / STATE_FILE).is_file()
+        (int(m.group(1)), p) for p in d.iterdir() if (m := _CKPT.match(p.name)) and (p / state_file).is_file()
     ]
     return [p for _, p in sorted(found)]
 
 
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    found = checkpoints(output_dir)
+def latest_checkpoint(output_dir: str | Path, state_file: str = STATE_FILE) -> Path | None:
+    found = checkpoints(output_dir, state_file)
     return found[-1] if found else None
 
 

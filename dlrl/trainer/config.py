@@ -2,13 +2,19 @@
 
 Every TRL field keeps its meaning (``num_generations``, ``num_iterations`` (μ), ``beta``,
 ``epsilon``/``epsilon_high``, ``loss_type``, ``scale_rewards``, ``reward_weights``,
-``temperature``, ``top_p``/``top_k``, ``learning_rate``, …). The TRL fields that only make sense
-for an autoregressive generator (vLLM, tool calling, continuous batching) are accepted but
-ignored; ``validate()`` refuses the ones that would silently change meaning.
+``temperature``, ``top_p``/``top_k``, ``learning_rate``, …). The config surface is honest: an
+inherited TRL/transformers key is either honoured by the loop (:data:`HONOURED_TRL`), inert
+(:data:`INERT_TRL`: it only labels a run), or refused with a one-line error when set to anything
+but its default — nothing is silently ignored. ``docs/recipe_keys.md`` marks which is which.
+
+The chosen algorithm's paper defaults (``Algorithm.defaults``) are applied here, to every field the
+caller did not pass, so ``DiffusionGRPOConfig(algorithm="wd1")`` in Python equals a wd1 recipe.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
@@ -19,8 +25,25 @@ from dlrl.rollout.config import CACHE_MODES, CUDA_GRAPH_MODES, REMASKING  # the 
 LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo", "token_mean", "sequence_mean", "group_sum")
 SCALE_REWARDS = ("group", "batch", "none")
 ON_REWARD_ERROR = ("zero", "raise")
-# TRL options the loop does not implement, with the only value accepted: anything else would be
-# silently ignored, so validate() refuses it.
+# Inherited TRL / transformers keys the loop reads. Everything else inherited must stay at its
+# default (validate() refuses it otherwise) unless listed in INERT_TRL.
+HONOURED_TRL = frozenset(
+    """output_dir per_device_train_batch_size gradient_accumulation_steps max_steps learning_rate
+    lr_scheduler_type lr_scheduler_kwargs warmup_steps weight_decay adam_beta1 adam_beta2
+    adam_epsilon max_grad_norm bf16 fp16 gradient_checkpointing gradient_checkpointing_kwargs
+    activation_checkpointing activation_checkpointing_kwargs logging_steps disable_tqdm report_to save_steps save_total_limit full_determinism seed use_cpu
+    num_generations max_completion_length ds3_gather_for_generation shuffle_dataset temperature
+    top_p top_k chat_template_kwargs beta num_iterations epsilon delta epsilon_high
+    importance_sampling_level reward_weights scale_rewards loss_type mask_truncated_completions
+    sync_ref_model ref_model_mixup_alpha ref_model_sync_steps use_bias_correction_kl
+    steps_per_generation log_completions num_completions_to_print""".split()
+)
+# Inherited keys that only name or label a run, or that the launcher sets: any value is fine.
+INERT_TRL = frozenset(
+    """run_name project log_level log_level_replica log_on_each_node do_train do_eval do_predict
+    local_rank skip_memory_metrics remove_unused_columns""".split()
+)
+# Kept for the docs generator: TRL options whose refusal message names the only accepted value.
 UNSUPPORTED_TRL = {
     "top_entropy_quantile": 1.0,
     "entropy_coef": 0.0,
@@ -31,6 +54,51 @@ UNSUPPORTED_TRL = {
     "repetition_penalty": 1.0,
     "generation_kwargs": None,
 }
+
+
+# Method knobs that used to be flat keys; they now live in the ``algorithm_options`` block.
+DEPRECATED_FLAT_KEYS = {
+    **{f"igpo_{k}": k for k in ("max_replacements", "eta_min", "eta_max", "chunk_min", "chunk_max",
+                                "free_tail", "max_stretch", "entropy_keep", "hint_template")},
+    "wd1_psi": "psi",
+    "wd1_positive_only": "positive_only",
+}  # fmt: skip
+
+
+def move_deprecated_keys(kwargs: dict) -> None:
+    """``igpo_entropy_keep=0.3`` → ``algorithm_options={"entropy_keep": 0.3}``, with a warning."""
+    import warnings
+
+    for old, new in DEPRECATED_FLAT_KEYS.items():
+        if old not in kwargs:
+            continue
+        options = dict(kwargs.get("algorithm_options") or {})
+        if new in options:
+            raise ConfigError(f"both {old!r} and algorithm_options.{new} are set; keep the latter")
+        options[new] = kwargs.pop(old)
+        kwargs["algorithm_options"] = options
+        warnings.warn(
+            f"{old!r} is deprecated; write algorithm_options: {{{new}: ...}}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+
+def inherited_default(name: str):
+    """The TRL / transformers default of an inherited field."""
+    f = {f.name: f for f in dataclasses.fields(GRPOConfig)}[name]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
+def refused_trl_keys() -> list[str]:
+    """Inherited keys dlrl does not implement (accepted only at their default)."""
+    return sorted(
+        f.name
+        for f in dataclasses.fields(GRPOConfig)
+        if f.init and f.name not in HONOURED_TRL and f.name not in INERT_TRL
+    )
 
 
 @dataclass
@@ -89,44 +157,14 @@ class DiffusionGRPOConfig(GRPOConfig):
     # --- objective ----------------------------------------------------------------------
     algorithm: str = field(
         default="diffu_grpo",
-        metadata={"help": "diffu_grpo | coupled_grpo | uni_grpo | wd1 | igpo (dlrl.algorithms)"},
+        metadata={"help": "A registered algorithm (dlrl.algorithms.ALGORITHMS); its paper defaults apply."},
+    )
+    algorithm_options: dict = field(
+        default_factory=dict,
+        metadata={"help": "The algorithm's own options (wd1: psi, positive_only; igpo: entropy_keep, …)."},
     )
     leave_one_out: bool = field(
         default=False, metadata={"help": "Advantage baseline excludes the sample itself (RLOO)."}
-    )
-    wd1_psi: float = field(
-        default=1.0,
-        metadata={"help": "wd1: inverse temperature ψ of the weights softmax(ψA) − softmax(−ψA)."},
-    )
-    wd1_positive_only: bool = field(
-        default=False, metadata={"help": "wd1: keep only the positive term softmax(ψA)."}
-    )
-    # --- IGPO (dlrl.algorithms.igpo) ------------------------------------------------------
-    igpo_max_replacements: int | None = field(
-        default=None,
-        metadata={"help": "IGPO: most originals replaced per group; None → num_generations // 2."},
-    )
-    igpo_eta_min: float = field(
-        default=0.2, metadata={"help": "IGPO: lowest revealed fraction η of hint chunks."}
-    )
-    igpo_eta_max: float = field(
-        default=0.6, metadata={"help": "IGPO: highest revealed fraction η of hint chunks."}
-    )
-    igpo_chunk_min: int = field(default=5, metadata={"help": "IGPO: smallest hint chunk, in tokens."})
-    igpo_chunk_max: int = field(default=10, metadata={"help": "IGPO: largest hint chunk, in tokens."})
-    igpo_free_tail: int = field(
-        default=30,
-        metadata={"help": "IGPO: hints stay within the first gen_length − igpo_free_tail positions."},
-    )
-    igpo_max_stretch: float = field(
-        default=1.5, metadata={"help": "IGPO: largest factor hint positions are spread out by (≥ 1)."}
-    )
-    igpo_entropy_keep: float = field(
-        default=0.2, metadata={"help": "IGPO: share of hint tokens (highest entropy, ≥ 1) kept in the loss."}
-    )
-    igpo_hint_template: str = field(
-        default="<reasoning>\n{reasoning}",
-        metadata={"help": "IGPO: hint text, str.format'ed with the record's columns."},
     )
     # --- rewards ------------------------------------------------------------------------
     correctness_reward: str | None = field(
@@ -161,6 +199,7 @@ class DiffusionGRPOConfig(GRPOConfig):
     log_jsonl: bool = field(default=True, metadata={"help": "Write metrics to output_dir/metrics.jsonl."})
 
     def __post_init__(self):
+        self._apply_algorithm_defaults()
         _cpu_fallback(self)
         if self.gen_length is None:
             self.gen_length = self.max_completion_length
@@ -169,6 +208,20 @@ class DiffusionGRPOConfig(GRPOConfig):
             self.diffusion_steps = max(1, self.gen_length // 2)
         self.validate()  # ours first: it names the dlrl key where TRL's checks would not
         super().__post_init__()
+
+    def _apply_algorithm_defaults(self) -> None:
+        """Set the algorithm's paper defaults on every field the caller did not pass."""
+        from dlrl.algorithms import get_algorithm
+
+        explicit = getattr(self, "_explicit_fields", None)
+        if explicit is None:  # built without our __init__ (e.g. copy.replace): nothing to do
+            return
+        defaults = get_algorithm(self.algorithm).defaults
+        self.algorithm_defaults_applied = {}
+        for key, value in defaults.items():
+            if key not in explicit:
+                setattr(self, key, value)
+                self.algorithm_defaults_applied[key] = value
 
     def validate(self) -> None:
         """Refuse values that would otherwise fail deep inside a run."""
@@ -207,16 +260,12 @@ class DiffusionGRPOConfig(GRPOConfig):
             )
         if self.num_iterations < 1:
             raise ConfigError(f"num_iterations={self.num_iterations} must be ≥ 1")
-        self._validate_igpo()
+        from dlrl.algorithms import get_algorithm
+
+        get_algorithm(self.algorithm).parse_options(self.algorithm_options, self)
         from dlrl.trainer.tracking import resolve_report_to
 
         resolve_report_to(self.report_to)  # a tracker named but not installed fails here
-        for key, accepted in UNSUPPORTED_TRL.items():
-            if getattr(self, key, accepted) != accepted:  # older TRL releases lack some of them
-                raise ConfigError(
-                    f"{key}={getattr(self, key)!r}: this TRL option is not implemented by dlrl's trainer; "
-                    f"leave it at {accepted!r} (see docs/recipe_keys.md)"
-                )
         if self.steps_per_generation not in (None, self.gradient_accumulation_steps):
             raise ConfigError(
                 f"steps_per_generation={self.steps_per_generation}: dlrl rolls out once per optimizer step's "
@@ -226,33 +275,13 @@ class DiffusionGRPOConfig(GRPOConfig):
             raise ConfigError(
                 "use_vllm=True: vLLM serves no LLaDA sampler; use dlrl's rollout engine (see docs/models.md)"
             )
-
-    def _validate_igpo(self) -> None:
-        if not 0.0 <= self.igpo_eta_min <= self.igpo_eta_max <= 1.0:
-            raise ConfigError(
-                f"need 0 <= igpo_eta_min <= igpo_eta_max <= 1, got {self.igpo_eta_min}, {self.igpo_eta_max}"
-            )
-        if not 1 <= self.igpo_chunk_min <= self.igpo_chunk_max:
-            raise ConfigError(
-                f"need 1 <= igpo_chunk_min <= igpo_chunk_max, got {self.igpo_chunk_min}, {self.igpo_chunk_max}"
-            )
-        if self.igpo_max_stretch < 1.0:
-            raise ConfigError(f"igpo_max_stretch={self.igpo_max_stretch} must be >= 1")
-        if not 0.0 < self.igpo_entropy_keep <= 1.0:
-            raise ConfigError(f"igpo_entropy_keep={self.igpo_entropy_keep} must lie in (0, 1]")
-        if (
-            self.igpo_max_replacements is not None
-            and not 0 <= self.igpo_max_replacements <= self.num_generations
-        ):
-            raise ConfigError(
-                f"igpo_max_replacements={self.igpo_max_replacements} must lie in [0, num_generations="
-                f"{self.num_generations}]"
-            )
-        if self.algorithm == "igpo" and not 0 <= self.igpo_free_tail < self.gen_length:
-            raise ConfigError(
-                f"igpo_free_tail={self.igpo_free_tail} must lie in [0, gen_length={self.gen_length}) "
-                "so hints have room"
-            )
+        for key in refused_trl_keys():
+            default = inherited_default(key)
+            if getattr(self, key, default) != default:
+                raise ConfigError(
+                    f"{key}={getattr(self, key)!r}: this TRL option (inherited) is not implemented by "
+                    f"dlrl's trainer; leave it at {default!r} (see docs/recipe_keys.md)"
+                )
 
     @property
     def prompts_per_step(self) -> int:
@@ -271,6 +300,20 @@ def _cpu_fallback(config) -> None:
     if config.bf16 is None or config.bf16 == "auto":
         config.bf16 = False
         config.use_cpu = True
+
+
+_dataclass_init = DiffusionGRPOConfig.__init__
+
+
+@functools.wraps(_dataclass_init)  # keeps the dataclass signature for help() and IDEs
+def _init_recording_explicit(self, *args, **kwargs):
+    move_deprecated_keys(kwargs)  # igpo_* / wd1_* keep working, with a warning
+    # Which fields the caller passed: the algorithm's defaults fill only the others.
+    self._explicit_fields = frozenset(kwargs)
+    _dataclass_init(self, *args, **kwargs)
+
+
+DiffusionGRPOConfig.__init__ = _init_recording_explicit
 
 
 def _choice(key: str, value, valid) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -25,24 +25,27 @@ from tqdm.auto import tqdm
 from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from dlrl.algorithms import ObjectiveInputs, get_algorithm
+from dlrl.algorithms.context import RolloutContext
 from dlrl.errors import DLRLError
 from dlrl.models.interface import MaskedDLM, as_masked_dlm, unwrap_model
 from dlrl.models.lora_merge import merged_lora
+from dlrl.objectives import TOKEN_MEAN, Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dlrl.trainer.config import DiffusionGRPOConfig
 from dlrl.trainer.data import PromptSampler
 from dlrl.trainer.experience import (
-    OLD_ENTROPY,
+    PolicyScoring,
     RolloutBatch,
-    call_estimator,
     correctness_name,
+    fill_old_and_ref,
+    is_correct,
     make_rollout_batch,
-    micro_seed,
+    score_rollout,
 )
 from dlrl.trainer.final_model import save_final_model
 from dlrl.trainer.metrics import MetricsLogger, format_metrics, reduce_across_ranks
-from dlrl.trainer.objectives import Normaliser, masked_mean, reduce_loss
 from dlrl.trainer.reference import ReferencePolicy, is_peft
+from dlrl.trainer.resolved import describe_settings
 from dlrl.trainer.setup import (
     build_accelerator,
     build_estimator,
@@ -87,6 +90,7 @@ class DiffusionGRPOTrainer:
         )
         self.args = args
         self.algorithm = get_algorithm(args.algorithm)
+        self.options = self.algorithm.parse_options(args.algorithm_options, args)
         self.accelerator = accelerator or build_accelerator(args)
         # Seed every RNG first, as transformers' Trainer does: LoRA's initialisation and dropout
         # draw from the global generators, so without this `seed` would not reproduce a run.
@@ -119,7 +123,7 @@ class DiffusionGRPOTrainer:
         self.model, self.optimizer = self.accelerator.prepare(module, build_optimizer(module, args))
         self.scheduler = self.accelerator.prepare(build_scheduler(self.optimizer, args))
         self.scorer = build_scorer(reward_funcs, args)
-        correctness_name(self, self.scorer.names)  # a misspelt correctness_reward fails here, not mid-run
+        correctness_name(args.correctness_reward, self.scorer.names)  # a misspelt one fails here, not mid-run
         acc = self.accelerator
         self.sampler = PromptSampler(
             len(self.records), args.seed, acc.process_index, acc.num_processes, args.shuffle_dataset
@@ -144,6 +148,55 @@ class DiffusionGRPOTrainer:
     def micro_batches(self, batch: RolloutBatch) -> list[tuple[int, int]]:
         n, bs = batch.completion_ids.shape[0], self.args.per_device_train_batch_size
         return [(s, min(s + bs, n)) for s in range(0, n, bs)]
+
+    def rollout_context(self) -> RolloutContext:
+        """The narrow view of this trainer that rollout hooks get."""
+        acc, a = self.accelerator, self.args
+
+        def max_over_ranks(n: int) -> int:
+            if acc.num_processes == 1:
+                return int(n)
+            return int(acc.gather(torch.tensor([int(n)], device=acc.device)).max())
+
+        rows = a.per_device_train_batch_size * a.gradient_accumulation_steps
+        return RolloutContext(
+            args=a, options=self.options, tokenizer=self.tokenizer,
+            mask_token_id=self._dlm_template.mask_token_id, rollout_index=self.rollout_index,
+            row_offset=acc.process_index * rows, generate=self.generate,
+            score=lambda records, out: score_rollout(
+                a, self.tokenizer, self.scorer, self.eos_token_id, self.prompt_column, records, out
+            ),
+            is_correct=lambda per_function: is_correct(a.correctness_reward, per_function),
+            max_over_ranks=max_over_ranks, prompt_column=self.prompt_column, device=acc.device,
+        )  # fmt: skip
+
+    def policy_scoring(self, batch: RolloutBatch) -> PolicyScoring:
+        """How this trainer scores ``batch`` (micro-batch partition, global row ids)."""
+        n = batch.completion_ids.shape[0]
+
+        @contextmanager
+        def reference():
+            with self.reference(self.model) as module:
+                yield self.dlm(module)
+
+        return PolicyScoring(
+            self.estimator, self.dlm, reference, self.micro_batches(batch), self.accelerator.process_index * n
+        )
+
+    def make_experience(self, records: list[dict]) -> RolloutBatch:
+        """One rollout batch for ``records``: rollout, rewards, hook, advantages, π_old / π_ref."""
+        acc, a = self.accelerator, self.args
+        gather = (lambda t: acc.gather(t)) if acc.num_processes > 1 else (lambda t: t)
+        batch = make_rollout_batch(self.rollout_context(), self.algorithm, records, gather)
+        t0 = time.perf_counter()
+        need_old = self.algorithm.uses_old_policy and a.num_iterations > 1
+        need_ref = self.algorithm.uses_reference and a.beta != 0.0
+        fill_old_and_ref(
+            self.policy_scoring(batch), batch, need_old, need_ref, a.num_iterations,
+            old_entropy=self.algorithm.old_policy_entropy,
+        )  # fmt: skip
+        batch.metrics["time/old_ref_logps"] = time.perf_counter() - t0
+        return batch
 
     @torch.no_grad()
     def generate(self, prompt_ids, prompt_mask, seeds, fixed_ids=None, fixed_mask=None):
@@ -187,12 +240,14 @@ class DiffusionGRPOTrainer:
             desc=f"{a.algorithm}",
             disable=not acc.is_main_process or a.disable_tqdm,
         )
+        if acc.is_main_process and self.global_step == 0:
+            bar.write(describe_settings(a, self.algorithm, self.options, acc.num_processes))
         last: dict = {}
         while self.global_step < a.max_steps:
             k = self.global_step % a.num_iterations
             if k == 0 or self.buffer is None:
                 records = [self.records[i] for i in self.sampler.next_indices(a.prompts_per_step)]
-                self.buffer = make_rollout_batch(self, records)
+                self.buffer = self.make_experience(records)
                 self._rollout_records = records
                 self.rollout_index += 1
             t0 = time.perf_counter()
@@ -251,25 +306,34 @@ class DiffusionGRPOTrainer:
         """One optimizer step on the rollout batch with the k-th estimator seed."""
         a, acc = self.args, self.accelerator
         self.model.train()
-        norm = Normaliser.for_batch(a.loss_type, batch.completion_mask, a.gen_length, a.num_generations)
-        ga = len(self.micro_batches(batch))
+        scoring = self.policy_scoring(batch)
+        ga = len(scoring.parts)
+        tokens = scoring.loss_tokens(batch, k) if a.loss_type in TOKEN_MEAN else None
+        norm = Normaliser.for_batch(
+            a.loss_type, batch.completion_mask, a.gen_length, a.num_generations, ga, tokens
+        )
         sums = {"loss": 0.0, "kl": 0.0, "clip_ratio": 0.0, "entropy": 0.0, "ratio": 0.0}
-        want_entropy = True
-        for i, (start, stop) in enumerate(self.micro_batches(batch)):
+        for stored in (batch.old[k] if batch.old else None, batch.ref[k] if batch.ref else None):
+            if stored is not None and len(stored) != ga:  # a resumed buffer from another batch size
+                raise DLRLError(
+                    f"the rollout buffer holds π_old/π_ref for {len(stored)} micro-batches, this run has {ga}: "
+                    "resume with the per_device_train_batch_size the checkpoint was written with"
+                )
+        for i, (start, stop) in enumerate(scoring.parts):
             rows = batch.rows(start, stop)
             with acc.accumulate(self.model):
-                out = call_estimator(
-                    self.estimator, self.dlm(), rows, micro_seed(batch.estimator_seeds[k], i), k, want_entropy
-                )
-                mask = rows["completion_mask"] & out.signal_mask
-                old_entropy = rows["extras"].get(OLD_ENTROPY)  # recorded when the algorithm asks
+                out = scoring.run(self.dlm(), batch, i, k, return_entropy=True)
+                old = batch.old[k][i] if batch.old and batch.old[k] is not None else None
+                ref = batch.ref[k][i] if batch.ref and batch.ref[k] is not None else None
                 x = ObjectiveInputs(
-                    logps=out.logps, old_logps=rows["old_logps"][k], ref_logps=rows["ref_logps"][k],
-                    advantages=rows["advantages"], mask=mask, group_size=a.num_generations,
-                    entropy=out.entropy if old_entropy is None else old_entropy[:, k], extras=rows["extras"],
+                    logps=out.logps, old_logps=None if old is None else old.logps,
+                    ref_logps=None if ref is None else ref.logps, advantages=rows["advantages"],
+                    mask=rows["completion_mask"] & out.signal_mask, group_size=a.num_generations,
+                    entropy=_objective_entropy(self.algorithm, out, old), extras=rows["extras"], estimate=out, old=old, ref=ref,
+                    options=self.options,
                 )  # fmt: skip
                 terms = self.algorithm.objective(x, a)
-                mask = x.mask  # objectives may narrow the loss mask (IGPO's entropy filter)
+                mask = x.mask if terms.mask is None else terms.mask  # the objective's effective mask
                 loss = reduce_loss(terms.per_token, mask, norm)
                 # accelerate divides by its accumulation count; our loss is already this
                 # micro-batch's exact share of the step loss, so undo that division.
@@ -336,3 +400,11 @@ class DiffusionGRPOTrainer:
 def _grad_norm(model: nn.Module) -> float:
     grads = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
     return float(torch.stack(grads).norm()) if grads else 0.0
+
+
+def _objective_entropy(algorithm, out, old):
+    """The entropy the objective sees: π_old's from the rollout-time pass when the algorithm asks
+    (``old_policy_entropy``, IGPO's filter), else the current policy's."""
+    if algorithm.old_policy_entropy and old is not None and old.entropy is not None:
+        return old.entropy
+    return out.entropy

@@ -1,4 +1,7 @@
-"""Builders the trainers share: accelerator, estimator, optimizer + schedule, reward scorer."""
+"""Builders both trainers share (GRPO and SFT): accelerator, optimizer + schedule; and the GRPO
+trainer's estimator and reward scorer. A config needs TRL's names for the keys it reads
+(``bf16``, ``gradient_accumulation_steps``, ``learning_rate``, ``adam_beta1``, …); optional ones
+(``fp16``, ``adam_epsilon``, ``lr_scheduler_kwargs``) fall back to transformers' defaults."""
 
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ def build_accelerator(args):
     from accelerate.utils import InitProcessGroupKwargs
 
     handlers = []
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and _launched_distributed():
         # Without an explicit backend accelerate sees one process while DeepSpeed sees the world.
         handlers.append(InitProcessGroupKwargs(backend="gloo"))
-    mixed = "bf16" if args.bf16 else ("fp16" if args.fp16 else "no")
+    mixed = "bf16" if args.bf16 else ("fp16" if getattr(args, "fp16", False) else "no")
     acc = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=mixed,
@@ -56,10 +59,7 @@ def build_estimator(args, algorithm):
         options.setdefault("p_mask_prompt", args.p_mask_prompt)
     if name == "masked_elbo" and options.get("schedule") == "spaced":
         options.setdefault("num_iterations", args.num_iterations)
-    try:
-        return ESTIMATORS[name](**options)
-    except TypeError as err:
-        raise ConfigError(f"estimator_options for {name!r}: {err}") from None
+    return ESTIMATORS[name](**options)  # unknown options: a ConfigError naming the valid ones
 
 
 def build_optimizer(module, args):
@@ -74,20 +74,20 @@ def build_optimizer(module, args):
         [g for g in groups if g["params"]],
         lr=args.learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
-        eps=args.adam_epsilon,
+        eps=getattr(args, "adam_epsilon", 1e-8),
     )
 
 
-def build_scheduler(optimizer, args):
-    """transformers' named schedule over ``max_steps``; build it on the *prepared* optimizer, whose
-    parameter groups are DeepSpeed's under ZeRO."""
+def build_scheduler(optimizer, args, name: str | None = None):
+    """transformers' named schedule (``name`` or ``args.lr_scheduler_type``) over ``max_steps``;
+    build it on the *prepared* optimizer, whose parameter groups are DeepSpeed's under ZeRO."""
     from transformers import get_scheduler
 
     steps = max(1, args.max_steps)
     warmup = args.warmup_steps if args.warmup_steps >= 1 else int(args.warmup_steps * steps)
     return get_scheduler(
-        args.lr_scheduler_type, optimizer, num_warmup_steps=warmup, num_training_steps=steps,
-        scheduler_specific_kwargs=args.lr_scheduler_kwargs or None,
+        name or args.lr_scheduler_type, optimizer, num_warmup_steps=warmup, num_training_steps=steps,
+        scheduler_specific_kwargs=getattr(args, "lr_scheduler_kwargs", None) or None,
     )  # fmt: skip
 
 

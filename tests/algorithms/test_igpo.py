@@ -7,11 +7,16 @@ import pytest
 import torch
 
 from dlrl.algorithms import ObjectiveInputs
-from dlrl.algorithms.igpo import HINT_MASK, entropy_filter, igpo_objective, inpaint_all_wrong_groups
+from dlrl.algorithms.igpo import (
+    HINT_MASK,
+    IGPOOptions,
+    entropy_filter,
+    igpo_objective,
+    inpaint_all_wrong_groups,
+)
 from dlrl.errors import ConfigError
+from dlrl.objectives import Normaliser, reduce_loss
 from dlrl.trainer import DiffusionGRPOTrainer
-from dlrl.trainer.experience import make_rollout_batch
-from dlrl.trainer.objectives import Normaliser, reduce_loss
 from tests.trainer.conftest import make_config
 
 G = 4
@@ -45,9 +50,9 @@ def igpo_trainer(tiny, tmp_path):
     model, tok = tiny
     cfg = make_config(
         tmp_path, algorithm="igpo", num_generations=G, per_device_train_batch_size=len(_records()) * G,
-        gen_length=16, block_length=8, diffusion_steps=8, igpo_chunk_min=2, igpo_chunk_max=3,
-        igpo_free_tail=4, igpo_max_stretch=1.0, igpo_hint_template="{reasoning}", igpo_max_replacements=2,
-        shuffle_dataset=False,
+        gen_length=16, block_length=8, diffusion_steps=8, shuffle_dataset=False,
+        algorithm_options=dict(chunk_min=2, chunk_max=3, free_tail=4, max_stretch=1.0, hint_template="{reasoning}",
+                               max_replacements=2),
     )  # fmt: skip
     return DiffusionGRPOTrainer(model, tok, [_correct], _records(), cfg)
 
@@ -57,7 +62,7 @@ def test_inpainting_fires_only_on_all_wrong_groups_and_splices_bounded_correct_r
     hook = tr.algorithm.rollout_hook
     tr.algorithm = dataclasses.replace(tr.algorithm, rollout_hook=None)  # on-policy batch first
     records = [tr.records[i] for i in tr.sampler.next_indices(tr.args.prompts_per_step)]
-    batch = make_rollout_batch(tr, records)
+    batch = tr.make_experience(records)
     before = {k: getattr(batch, k).clone() for k in ("completion_ids", "rewards", "advantages")}
     wrong = (batch.rewards.view(-1, G) <= 0).all(1)
     assert wrong.any() and not wrong.all()  # the fixture gives both kinds of group
@@ -71,7 +76,7 @@ def test_inpainting_fires_only_on_all_wrong_groups_and_splices_bounded_correct_r
         return out
 
     tr.generate = spy
-    batch = hook(tr, batch, records)
+    batch = hook(tr.rollout_context(), batch, records)  # the hook sees a narrow context, not the trainer
     assert hook is inpaint_all_wrong_groups and len(calls) == 1
     prompt_ids, fixed_ids, fixed_mask, out = calls[0]
     groups = wrong.nonzero().flatten().tolist()
@@ -100,7 +105,8 @@ def test_inpainting_fires_only_on_all_wrong_groups_and_splices_bounded_correct_r
             assert src, "a replaced row must be an inpainted rollout verbatim"
             assert torch.equal(batch.completion_ids[row][hint[row]], fixed_ids[src[0]][hint[row]])
     assert hint.any(), "the hard groups should be rescued: their last chunk holds the answer"
-    # advantages are recomputed: a rescued group now has positive advantage on its replaced rows
+    # advantages come after the hook: a rescued group has positive advantage on its replaced rows
+    batch.advantages, _ = tr.algorithm.advantages(batch.rewards, G, tr.args, tr.options)
     assert (batch.advantages[hint.any(1)] > 0).all()
     assert batch.metrics["igpo/replacement_ratio"] > 0 and batch.metrics["igpo/rescued_groups"] >= 1
 
@@ -112,7 +118,7 @@ def test_no_all_wrong_group_means_no_regeneration(igpo_trainer):
     generate = tr.generate
     tr.generate = lambda *a, **k: calls.append(a) or generate(*a, **k)
     records = [tr.records[i] for i in tr.sampler.next_indices(tr.args.prompts_per_step)]
-    batch = make_rollout_batch(tr, records)
+    batch = tr.make_experience(records)
     assert len(calls) == 1  # the on-policy rollout only
     assert not batch.extras[HINT_MASK].any() and batch.metrics["frac_groups_all_wrong"] == 0.0
 
@@ -133,7 +139,7 @@ def test_entropy_filter_keeps_top_share_of_hint_tokens_and_all_own_tokens():
 @pytest.mark.parametrize("level", ["token", "sequence"])
 def test_filtered_hint_tokens_get_zero_gradient(tiny, tmp_path, level):
     cfg = make_config(tmp_path, algorithm="igpo", importance_sampling_level=level, beta=0.01,
-                      igpo_entropy_keep=0.25, igpo_free_tail=2)  # fmt: skip
+                      algorithm_options={"entropy_keep": 0.25, "free_tail": 2})  # fmt: skip
     torch.manual_seed(0)
     logps = (-torch.rand(2, 8)).requires_grad_()
     hint = torch.zeros(2, 8, dtype=torch.bool)
@@ -144,9 +150,12 @@ def test_filtered_hint_tokens_get_zero_gradient(tiny, tmp_path, level):
         logps=logps, old_logps=logps.detach() - 0.05, ref_logps=logps.detach() + 0.1,
         advantages=torch.tensor([1.0, -0.5]), mask=mask.clone(), group_size=2,
         entropy=torch.tensor([[0.0] * 4 + [0.1, 0.9, 0.3, 0.2], [0.5] * 8]), extras={HINT_MASK: hint},
+        options=IGPOOptions(entropy_keep=0.25),
     )  # fmt: skip
     terms = igpo_objective(x, cfg)
-    loss = reduce_loss(terms.per_token, x.mask, Normaliser.for_batch("token_mean", mask, 8))
+    assert torch.equal(x.mask, mask)  # the input is not edited: the narrowed mask is returned
+    assert terms.mask[0].tolist() == [True] * 4 + [False, True, False, False]
+    loss = reduce_loss(terms.per_token, terms.mask, Normaliser.for_batch("token_mean", mask, 8))
     loss.backward()
     g = logps.grad
     assert g[0, 5] != 0  # the one kept hint token (highest entropy)
@@ -157,7 +166,9 @@ def test_filtered_hint_tokens_get_zero_gradient(tiny, tmp_path, level):
 
 def test_unknown_correctness_reward_is_named(tiny, tmp_path):
     model, tok = tiny
-    cfg = make_config(tmp_path, algorithm="igpo", correctness_reward="accuracy", igpo_free_tail=2)
+    cfg = make_config(
+        tmp_path, algorithm="igpo", correctness_reward="accuracy", algorithm_options={"free_tail": 2}
+    )
     with pytest.raises(ConfigError, match="correctness_reward='accuracy'.*valid: _correct"):
         DiffusionGRPOTrainer(model, tok, [_correct], _records(), cfg)
 
@@ -172,8 +183,8 @@ def test_resume_mid_cycle_keeps_the_inpainted_batch(tiny, tmp_path):
     records = [dict(r, kind="hard") for r in _records()]
     common = dict(
         algorithm="igpo", num_generations=G, per_device_train_batch_size=2 * G, gen_length=16, block_length=8,
-        diffusion_steps=8, igpo_chunk_min=2, igpo_chunk_max=3, igpo_free_tail=4, igpo_max_stretch=1.0,
-        igpo_hint_template="{reasoning}", max_steps=4, num_iterations=2, save_steps=1, learning_rate=1e-2,
+        diffusion_steps=8, max_steps=4,
+        algorithm_options=dict(chunk_min=2, chunk_max=3, free_tail=4, max_stretch=1.0, hint_template="{reasoning}"), num_iterations=2, save_steps=1, learning_rate=1e-2,
         shuffle_dataset=False,
     )  # fmt: skip
 
@@ -194,24 +205,21 @@ def test_resume_mid_cycle_keeps_the_inpainted_batch(tiny, tmp_path):
 def test_entropy_filter_ranks_by_the_rollout_time_policy(tiny, tmp_path):
     """π_old's entropy is recorded per μ-iteration in the rollout-time pass, and the objective
     of iteration k sees exactly that tensor, not the current policy's (which has moved by then)."""
-    from dlrl.trainer.experience import OLD_ENTROPY, call_estimator, micro_seed
-
     model, tok = tiny
     cfg = make_config(
         tmp_path, algorithm="igpo", num_generations=G, per_device_train_batch_size=len(_records()) * G,
-        gen_length=16, block_length=8, diffusion_steps=8, igpo_chunk_min=2, igpo_chunk_max=3,
-        igpo_free_tail=4, igpo_hint_template="{reasoning}", num_iterations=2, shuffle_dataset=False,
+        gen_length=16, block_length=8, diffusion_steps=8, num_iterations=2, shuffle_dataset=False,
+        algorithm_options={"chunk_min": 2, "chunk_max": 3, "free_tail": 4, "hint_template": "{reasoning}"},
     )  # fmt: skip
     tr = DiffusionGRPOTrainer(model, tok, [_correct], _records(), cfg)
     mu = tr.args.num_iterations
     assert mu > 1 and tr.algorithm.old_policy_entropy
     records = [tr.records[i] for i in tr.sampler.next_indices(tr.args.prompts_per_step)]
-    batch = make_rollout_batch(tr, records)
-    old = batch.extras[OLD_ENTROPY]
+    batch = tr.make_experience(records)
+    old = torch.stack([torch.cat([part.entropy for part in batch.old[k]]) for k in range(mu)], dim=1)
     assert old.shape == (len(batch.completion_ids), mu, tr.args.gen_length)
-    rows = batch.rows(*tr.micro_batches(batch)[0])
     with torch.no_grad():
-        again = call_estimator(tr.estimator, tr.dlm(), rows, micro_seed(batch.estimator_seeds[1], 0), 1, True)
+        again = tr.policy_scoring(batch).run(tr.dlm(), batch, 0, 1, return_entropy=True)
     n = len(again.entropy)
     assert torch.allclose(old[:n, 1], again.entropy, atol=1e-5)  # same seed, same (unchanged) policy
 

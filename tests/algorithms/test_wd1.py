@@ -4,7 +4,7 @@ import torch
 
 from dlrl.algorithms.wd1 import wd1_weights
 from dlrl.trainer import DiffusionGRPOTrainer
-from dlrl.trainer.experience import call_estimator, make_rollout_batch
+from dlrl.trainer.experience import run_estimator
 from tests.trainer.conftest import make_config
 
 
@@ -47,20 +47,21 @@ def test_update_raises_best_and_lowers_worst_and_skips_old_ref(tiny, records, tm
 
     est.__class__ = Counting
     recs = [trainer.records[i] for i in trainer.sampler.next_indices(cfg.prompts_per_step)]
-    batch = make_rollout_batch(trainer, recs)
+    batch = trainer.make_experience(recs)
     assert calls["n"] == 0  # no π_old / π_ref pass at rollout time, although beta ≠ 0 and μ = 2
-    assert batch.old_logps == [None, None] and batch.ref_logps == [None, None]
+    assert batch.old == [None, None] and batch.ref == [None, None]
     rows = batch.rows(0, len(batch.rewards))
 
     def seq_logps():
         with torch.no_grad():
-            out = call_estimator(trainer.estimator, trainer.dlm(), rows, 7, 0)
+            out = run_estimator(trainer.estimator, trainer.dlm(), rows, 7, 0, row_offset=0)
         return (out.logps * out.signal_mask).sum(1).view(-1, cfg.num_generations)
 
     before = seq_logps()
     trainer.update(batch, 0)
     delta = seq_logps() - before
-    w = batch.extras["wd1_weights"].view(-1, cfg.num_generations)
+    w = batch.advantages.view(-1, cfg.num_generations)  # wd1's weights fill the advantages slot
+    torch.testing.assert_close(batch.advantages, wd1_weights(batch.rewards, cfg.num_generations))
     best, worst = w.argmax(1), w.argmin(1)
     rows_idx = torch.arange(w.shape[0])
     assert (delta[rows_idx, best] > delta[rows_idx, worst]).all()

@@ -21,14 +21,28 @@ def _char_sum_reward(completions, **kw):
     return [sum(map(ord, c)) % 97 / 97 for c in completions]
 
 
-def test_accumulation_equivalence(tiny, records, tmp_path):
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        dict(algorithm="diffu_grpo", p_mask_prompt=0.0),  # deterministic estimator
+        # stochastic: the mask each completion sees must depend on its row, not its micro-batch
+        dict(algorithm="diffu_grpo", estimator="coupled", estimator_options={"t_min": 0.2, "t_max": 0.8}),
+        dict(algorithm="uni_grpo", p_mask_prompt=None),  # masked_elbo: token_mean counts signal tokens
+    ],
+    ids=["one_step", "coupled", "masked_elbo"],
+)
+def test_accumulation_equivalence(tiny, records, tmp_path, estimator):
     """batch 1 × accumulation 4 gives the same update as batch 4 × accumulation 1."""
     model, tok = tiny
     toy_reward = _char_sum_reward
     a, b = copy.deepcopy(model), copy.deepcopy(model)
     # Adam with a large epsilon is SGD-like (update ≈ lr·g/ε): the comparison then measures the
     # gradients instead of Adam's sign-like first step, which amplifies float noise near g = 0.
-    common = dict(max_steps=1, num_generations=4, learning_rate=1.0, adam_epsilon=10.0)
+    # token_mean normalises over the whole step (bnpo, d1's loss, is per micro-batch by definition).
+    common = dict(
+        max_steps=1, num_generations=4, learning_rate=1.0, adam_epsilon=10.0, loss_type="token_mean"
+    )
+    common.update(estimator)
     _train(
         a,
         tok,
@@ -67,7 +81,8 @@ def test_mu2_second_iteration_has_ratio_off_one(tiny, records, toy_reward, tmp_p
         make_config(tmp_path, num_iterations=2, max_steps=2, learning_rate=5e-2),
     )
     trainer.train()
-    assert trainer.buffer.old_logps[1] is not None  # π_old computed at rollout time for each seed
+    old = trainer.buffer.old[1]  # π_old computed at rollout time for each seed, per micro-batch
+    assert old is not None and old[0].logps.shape == trainer.buffer.completion_ids[: len(old[0].logps)].shape
 
 
 def test_k3_kl_zero_when_policy_equals_reference(tiny, records, toy_reward, tmp_path):
@@ -112,3 +127,30 @@ def test_nonfinite_gradient_step_is_skipped_and_counted(tiny, records, tmp_path)
     last = trainer.train()
     assert last["skipped_steps"] == 1
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_run_prints_resolved_settings_and_batch_geometry_at_start(
+    tiny, records, toy_reward, tmp_path, capsys
+):
+    model, tok = tiny
+    _train(model, tok, records, toy_reward, make_config(tmp_path, max_steps=1))
+    out = capsys.readouterr().out
+    assert "dlrl: algorithm=diffu_grpo" in out
+    assert "loss_type=bnpo*" in out  # d1's default, applied by the config
+    assert "2 prompts × 4 = 8 completions over 1 process(es)" in out
+
+
+def test_token_mean_counts_the_estimators_signal_tokens(tiny, records, toy_reward, tmp_path):
+    """Issue 15 item 8 end to end: uni-GRPO scores only masked tokens, and token_mean's denominator
+    is their count (counted without a forward), not the completion's token count."""
+    model, tok = tiny
+    cfg = make_config(tmp_path, algorithm="uni_grpo", loss_type="token_mean", p_mask_prompt=None, max_steps=1)
+    trainer = DiffusionGRPOTrainer(model, tok, [toy_reward], records, cfg)
+    batch = trainer.make_experience([trainer.records[i] for i in range(cfg.prompts_per_step)])
+    scoring = trainer.policy_scoring(batch)
+    counted = scoring.loss_tokens(batch, 0)
+    scored = sum(
+        int((scoring.run(trainer.dlm(), batch, i, 0).signal_mask & batch.rows(s, e)["completion_mask"]).sum())
+        for i, (s, e) in enumerate(scoring.parts)
+    )
+    assert counted == scored < int(batch.completion_mask.sum())

@@ -3,7 +3,7 @@ and the KL bias correction."""
 
 import torch
 
-from dlrl.trainer.objectives import clipped_pg_terms
+from dlrl.objectives import clipped_pg_terms
 
 
 def _inputs():

@@ -5,14 +5,21 @@ The shared clipped surrogate (PPO / GRPO) with the k3 KL of Schulman (2020):
     ρ_t = exp(log π_θ(o_t) − log π_old(o_t))
     ℓ_t = −min(ρ_t A, clip(ρ_t, 1−ε, 1+ε_high) A) + β · (exp(r_t) − r_t − 1),  r_t = log π_ref − log π_θ
 
-Reductions (TRL's ``loss_type`` names are kept):
-    token_mean  (``bnpo``, ``dapo``): Σ ℓ_t / Σ m_t over the whole rollout batch
-    sequence_mean (``grpo``):          mean over sequences of (Σ_t ℓ_t / Σ_t m_t)
-    dr_grpo:                           Σ ℓ_t / (num_sequences · gen_length)
-    group_sum:                         Σ ℓ_t / num_groups (sequence log-probs summed over tokens, wd1)
+Reductions (TRL's ``loss_type`` names are kept); m is the *effective* loss mask (completion
+tokens ∩ the estimator's signal tokens ∩ whatever the objective keeps):
+    token_mean (``dapo``):    Σ ℓ_t / Σ m_t over the whole rollout batch of the step
+    bnpo:                     mean over micro-batches of (Σ ℓ_t / Σ m_t within the micro-batch) —
+                              TRL's ``bnpo`` and d1's loss (diffu_grpo_trainer.py:121), so it
+                              depends on per_device_train_batch_size by definition
+    sequence_mean (``grpo``): mean over sequences of (Σ_t ℓ_t / Σ_t m_t)
+    dr_grpo:                  Σ ℓ_t / (num_sequences · gen_length)
+    group_sum:                Σ ℓ_t / num_groups (sequence log-probs summed over tokens, wd1)
 
-Normalisers are computed over the full rollout batch of the optimizer step, so splitting it
-into micro-batches (gradient accumulation) gives exactly the same gradient.
+Except for ``bnpo``, normalisers are computed over the full rollout batch of the optimizer step,
+so splitting it into micro-batches (gradient accumulation) gives exactly the same gradient. The
+token_mean denominator counts the estimator's signal tokens (``masked_elbo`` scores only masked
+ones), counted before the step without a forward pass; an objective that narrows the mask further
+keeps that denominator (IGPO documents why, docs/wd1_igpo.md).
 """
 
 from __future__ import annotations
@@ -21,19 +28,25 @@ from dataclasses import dataclass
 
 import torch
 
-TOKEN_MEAN = ("token_mean", "bnpo", "dapo")
+TOKEN_MEAN = ("token_mean", "dapo")
+MICRO_TOKEN_MEAN = "bnpo"
 GROUP_SUM = "group_sum"
 SEQUENCE_MEAN = ("sequence_mean", "grpo")
 
 
 @dataclass
 class LossTerms:
-    """Per-token loss [B, L] and diagnostics (detached)."""
+    """Per-token loss [B, L], the loss mask it is reduced over, and diagnostics (detached).
+
+    ``mask`` is the objective's *effective* loss mask (None: the input mask unchanged); an
+    objective that narrows it (IGPO's entropy filter) returns the narrower one here.
+    """
 
     per_token: torch.Tensor
     ratio: torch.Tensor
     clipped: torch.Tensor  # [B, L] bool: the clipped branch was active
     kl: torch.Tensor | None
+    mask: torch.Tensor | None = None
 
 
 def clipped_pg_terms(
@@ -82,7 +95,7 @@ def clipped_pg_terms(
         kl = torch.exp(d) - d - 1
         per_token = per_token + beta * (kl * ratio if kl_bias_correction else kl)
     return LossTerms(
-        per_token, ratio.detach(), (clipped < unclipped).detach(), None if kl is None else kl.detach()
+        per_token, ratio.detach(), (clipped < unclipped).detach(), None if kl is None else kl.detach(), mask
     )
 
 
@@ -95,12 +108,22 @@ class Normaliser:
     num_sequences: int
     gen_length: int
     group_size: int = 1
+    micro_batches: int = 1
 
     @classmethod
     def for_batch(
-        cls, loss_type: str, mask: torch.Tensor, gen_length: int, group_size: int = 1
+        cls,
+        loss_type: str,
+        mask: torch.Tensor,
+        gen_length: int,
+        group_size: int = 1,
+        micro_batches: int = 1,
+        total_tokens: float | None = None,
     ) -> Normaliser:
-        return cls(loss_type, float(mask.sum().clamp(min=1)), mask.shape[0], gen_length, group_size)
+        """``mask`` [N, Lc]: the batch's loss tokens; ``total_tokens`` overrides their count (the
+        trainer passes the count of completion ∩ signal tokens)."""
+        tokens = float(mask.sum().clamp(min=1)) if total_tokens is None else float(total_tokens)
+        return cls(loss_type, tokens, mask.shape[0], gen_length, group_size, micro_batches)
 
 
 def reduce_loss(per_token: torch.Tensor, mask: torch.Tensor, norm: Normaliser) -> torch.Tensor:
@@ -108,6 +131,8 @@ def reduce_loss(per_token: torch.Tensor, mask: torch.Tensor, norm: Normaliser) -
     m = mask.to(per_token.dtype)
     if norm.loss_type in TOKEN_MEAN:
         return (per_token * m).sum() / norm.total_tokens
+    if norm.loss_type == MICRO_TOKEN_MEAN:
+        return (per_token * m).sum() / m.sum().clamp(min=1) / norm.micro_batches
     if norm.loss_type in SEQUENCE_MEAN:
         per_seq = (per_token * m).sum(1) / m.sum(1).clamp(min=1)
         return per_seq.sum() / norm.num_sequences
