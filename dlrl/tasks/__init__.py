@@ -9,7 +9,8 @@
   functions as keyword arguments.
 
 The same ``(name, n, seed, options)`` always gives the same records, on any machine.
-``make_splits`` gives a train and a held-out set with no prompt in common.
+``make_splits`` gives a train and a held-out set with no prompt in common; ``make_train_set`` is its
+train half, which every training command uses for ``dataset.task`` (so ``dlrl eval`` is held out).
 """
 
 from __future__ import annotations
@@ -73,25 +74,63 @@ def make_dataset(name: str, n: int, seed: int = 0, **options) -> list[dict]:
 
 
 TEST_SEED_OFFSET = 10_000
+# Every training split leaves out the first HELD_OUT_POOL held-out prompts, whatever its own test
+# size: ``dlrl eval --task …`` (any ``--n`` up to this) never scores a prompt that ``dlrl sft``,
+# ``dlrl train`` or ``dlrl demo`` trained on with the same task, seed and options.
+HELD_OUT_POOL = 1000
 
 
 def make_test_set(name: str, n: int, seed: int = 0, **options) -> list[dict]:
-    """The held-out set of ``make_splits(name, …, seed)``: ``make_dataset`` at ``seed + 10000``."""
+    """The held-out set of ``make_splits(name, …, seed)``: ``make_dataset`` at ``seed + 10000``.
+
+    The first ``n`` records of a longer test set are this set (records are drawn one by one)."""
     return make_dataset(name, n, seed=seed + TEST_SEED_OFFSET, **options)
+
+
+def _held_out_prompts(name: str, seed: int, n_test: int, options: dict) -> set[str]:
+    """Prompts training must avoid: all of the first ``n_test`` held-out records, plus those of the
+    first ``HELD_OUT_POOL`` as long as they stay under half of the task's distinct prompts (a
+    small space such as ``code``'s 64 functions would otherwise leave nothing to train on)."""
+    pool = make_test_set(name, max(n_test, HELD_OUT_POOL), seed, **options)
+    held = {prompt_text(r["prompt"]) for r in pool[:n_test]}
+    space = len({prompt_text(r["prompt"]) for r in make_dataset(name, 2 * HELD_OUT_POOL, seed, **options)})
+    for r in pool[n_test:]:
+        if len(held) >= space // 2:
+            break
+        held.add(prompt_text(r["prompt"]))
+    return held
+
+
+def make_train_set(name: str, n: int, seed: int = 0, n_test: int = 0, **options) -> list[dict]:
+    """``n`` training records that share no prompt with the held-out set (``make_test_set``).
+
+    Every prompt of the first ``n_test`` held-out records is left out, and so are those of the first
+    ``HELD_OUT_POOL`` (capped at half the task's prompts). Small task spaces repeat prompts, so
+    records are drawn at ``seed``, ``seed + 1``, … until ``n`` survive."""
+    held = _held_out_prompts(name, seed, n_test, options)
+    train, s = [], seed
+    while len(train) < n:
+        want = n - len(train)
+        batch = [r for r in make_dataset(name, 2 * want + 8, seed=s, **options) if prompt_text(r["prompt"]) not in held]
+        if not batch and s - seed >= 10:
+            raise ConfigError(
+                f"task {name!r}: every prompt with these options is among the {n_test} held-out ones; "
+                "hold out fewer or widen the task (e.g. max_value, max_steps)"
+            )
+        train += batch[:want]
+        s += 1
+    return train
 
 
 def make_splits(
     name: str, n_train: int, n_test: int, seed: int = 0, **options
 ) -> tuple[list[dict], list[dict]]:
-    """Disjoint (train, test): test prompts never appear in train (small task spaces repeat)."""
-    test = make_test_set(name, n_test, seed, **options)
-    held = {prompt_text(r["prompt"]) for r in test}
-    train, s = [], seed
-    while len(train) < n_train:
-        batch = make_dataset(name, 2 * (n_train - len(train)) + 8, seed=s, **options)
-        train += [r for r in batch if prompt_text(r["prompt"]) not in held][: n_train - len(train)]
-        s += 1
-    return train, test
+    """Disjoint (train, test): no test prompt appears in train (small task spaces repeat).
+
+    Train is ``make_train_set`` — for ``n_test <= HELD_OUT_POOL`` the same records whatever
+    ``n_test`` is, so the demo, ``dlrl sft``/``dlrl train`` with ``dataset.task`` and ``dlrl eval``
+    agree on what is held out."""
+    return make_train_set(name, n_train, seed, n_test=n_test, **options), make_test_set(name, n_test, seed, **options)
 
 
 __all__ = [
@@ -101,6 +140,7 @@ __all__ = [
     "make_dataset",
     "make_splits",
     "make_test_set",
+    "make_train_set",
     "prompt_text",
     "task_options",
 ]

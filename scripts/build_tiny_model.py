@@ -1,9 +1,16 @@
 """Reproduce the shipped embedded model: masked SFT of a fresh tiny LLaDA on a synthetic task.
 
-``python -m dlrl.sft.tiny_model`` (``make tiny-model``) trains with the settings below, measures
-held-out greedy accuracy before and after, and writes ``model.safetensors``, ``config.json`` and
-``dlrl_tiny.json`` into ``dlrl/assets/tiny/`` (the tokenizer files are kept). The goal is a policy
-that RL can improve: right on some held-out prompts, clearly not on all.
+``python scripts/build_tiny_model.py`` (``make tiny-model``) trains with the settings below,
+measures held-out accuracy before and after (greedy, and sampled at T = 1), and writes
+``model.safetensors``, ``config.json`` and ``dlrl_tiny.json`` into ``dlrl/assets/tiny/`` (the
+tokenizer files are kept). It is a build script, not library code: nothing in ``dlrl`` imports it.
+
+The goal is a policy that RL can visibly improve, the way RL helps real LLMs: its samples often
+contain the right answer (high pass@k) but its most likely answer is often wrong (low pass@1).
+The SFT demonstrations make that happen honestly: two-step arithmetic whose worked lines are
+always right, but whose stated final answer is off by one in ``answer_slip`` of the
+demonstrations (``dlrl.tasks.arithmetic``). Imitation learns the slip; a verifier reward (the same
+grader the held-out evaluation uses) trains it away.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from dlrl.sft.config import SFTConfig
 from dlrl.sft.trainer import SFTTrainer
 from dlrl.tasks import get_task, make_splits
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @dataclass
 class TinyRecipe:
@@ -29,7 +38,7 @@ class TinyRecipe:
 
     task: str = "arithmetic"
     task_options: dict = field(default_factory=lambda: {
-        "style": "plain", "min_steps": 1, "max_steps": 1, "max_value": 30, "ops": "+-",
+        "style": "plain", "min_steps": 2, "max_steps": 2, "max_value": 20, "ops": "+-", "answer_slip": 0.65,
     })  # fmt: skip
     num_train: int = 20000
     num_test: int = 200
@@ -37,34 +46,32 @@ class TinyRecipe:
     model_overrides: dict = field(default_factory=dict)
     sft: dict = field(default_factory=lambda: {
         "max_steps": 1500, "per_device_train_batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 50,
-        "weight_decay": 0.01, "lr_scheduler_type": "cosine", "max_completion_length": 24, "logging_steps": 50,
+        "weight_decay": 0.01, "lr_scheduler_type": "cosine", "max_completion_length": 32, "logging_steps": 50,
         "progress": False,
     })  # fmt: skip
     decoding: dict = field(default_factory=lambda: {
-        "remasking": "low_confidence", "gen_length": 24, "block_length": 8, "steps": 12, "temperature": 0.0,
+        "remasking": "low_confidence", "gen_length": 32, "block_length": 8, "steps": 16, "temperature": 0.0,
     })  # fmt: skip
 
 
-def accuracy(model, tok, records, recipe: TinyRecipe) -> float:
-    report = evaluate(
-        model,
-        tok,
-        records,
-        [get_task(recipe.task).grader],
-        DecodingSetting(**recipe.decoding),
-        print_table=False,
-    )
-    return report.results[0].accuracy
+def accuracy(model, tok, records, recipe: TinyRecipe, sampled: bool = True) -> dict[str, float]:
+    """Held-out accuracy: greedy, and 4 samples per prompt at T = 1 (the policy RL starts from)."""
+    settings = [DecodingSetting(**recipe.decoding, name="greedy")]
+    if sampled:
+        settings.append(DecodingSetting(**{**recipe.decoding, "temperature": 1.0}, num_samples=4, name="sampled"))
+    report = evaluate(model, tok, records, [get_task(recipe.task).grader], settings, print_table=False)
+    return {r.name: r.accuracy for r in report.results}
 
 
 def train_tiny(recipe: TinyRecipe, out_dir: str | Path = TINY_DIR, work_dir: str = "runs/tiny-sft") -> dict:
+    torch.manual_seed(recipe.seed)
     """Train, evaluate, and write the model to ``out_dir``; returns the ``dlrl_tiny.json`` content."""
     start = time.perf_counter()
     model, tok = build_random_tiny(recipe.seed, **recipe.model_overrides)
     train, test = make_splits(
         recipe.task, recipe.num_train, recipe.num_test, seed=recipe.seed, **recipe.task_options
     )
-    before = accuracy(model, tok, test, recipe)
+    before = accuracy(model, tok, test, recipe, sampled=False)  # random init: ~0 either way
     config = SFTConfig(
         output_dir=work_dir, seed=recipe.seed, use_cpu=not torch.cuda.is_available(), **recipe.sft
     )
@@ -90,17 +97,21 @@ def train_tiny(recipe: TinyRecipe, out_dir: str | Path = TINY_DIR, work_dir: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dlrl.sft.tiny_model", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python scripts/build_tiny_model.py", description=__doc__.splitlines()[0])
     p.add_argument(
         "--out", default=str(TINY_DIR), help="where to write the weights (default: the package assets)"
     )
     p.add_argument("--max-steps", type=int, help="override the SFT step count (quick experiments)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--slip", type=float, help="override task_options.answer_slip (experiments)")
+    p.add_argument("--work-dir", default=str(ROOT / "runs" / "tiny-sft"))
     args = p.parse_args(argv)
     recipe = TinyRecipe(seed=args.seed)
     if args.max_steps:
         recipe.sft["max_steps"] = args.max_steps
-    info = train_tiny(recipe, args.out)
+    if args.slip is not None:
+        recipe.task_options["answer_slip"] = args.slip
+    info = train_tiny(recipe, args.out, work_dir=args.work_dir)
     print(json.dumps({k: v for k, v in info.items() if k != "recipe"}, indent=2))
     return 0
 
