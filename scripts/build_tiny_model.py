@@ -58,7 +58,9 @@ def accuracy(model, tok, records, recipe: TinyRecipe, sampled: bool = True) -> d
     """Held-out accuracy: greedy, and 4 samples per prompt at T = 1 (the policy RL starts from)."""
     settings = [DecodingSetting(**recipe.decoding, name="greedy")]
     if sampled:
-        settings.append(DecodingSetting(**{**recipe.decoding, "temperature": 1.0}, num_samples=4, name="sampled"))
+        settings.append(
+            DecodingSetting(**{**recipe.decoding, "temperature": 1.0}, num_samples=4, name="sampled")
+        )
     report = evaluate(model, tok, records, [get_task(recipe.task).grader], settings, print_table=False)
     return {r.name: r.accuracy for r in report.results}
 
@@ -97,7 +99,9 @@ def train_tiny(recipe: TinyRecipe, out_dir: str | Path = TINY_DIR, work_dir: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python scripts/build_tiny_model.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python scripts/build_tiny_model.py", description=__doc__.splitlines()[0]
+    )
     p.add_argument(
         "--out", default=str(TINY_DIR), help="where to write the weights (default: the package assets)"
     )

@@ -111,7 +111,11 @@ def make_train_set(name: str, n: int, seed: int = 0, n_test: int = 0, **options)
     train, s = [], seed
     while len(train) < n:
         want = n - len(train)
-        batch = [r for r in make_dataset(name, 2 * want + 8, seed=s, **options) if prompt_text(r["prompt"]) not in held]
+        batch = [
+            r
+            for r in make_dataset(name, 2 * want + 8, seed=s, **options)
+            if prompt_text(r["prompt"]) not in held
+        ]
         if not batch and s - seed >= 10:
             raise ConfigError(
                 f"task {name!r}: every prompt with these options is among the {n_test} held-out ones; "
@@ -130,7 +134,9 @@ def make_splits(
     Train is ``make_train_set`` — for ``n_test <= HELD_OUT_POOL`` the same records whatever
     ``n_test`` is, so the demo, ``dlrl sft``/``dlrl train`` with ``dataset.task`` and ``dlrl eval``
     agree on what is held out."""
-    return make_train_set(name, n_train, seed, n_test=n_test, **options), make_test_set(name, n_test, seed, **options)
+    return make_train_set(name, n_train, seed, n_test=n_test, **options), make_test_set(
+        name, n_test, seed, **options
+    )
 
 
 __all__ = [

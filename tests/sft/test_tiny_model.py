@@ -26,5 +26,7 @@ def test_train_tiny_writes_loadable_model_and_info(tmp_path):
     saved = json.loads((tmp_path / "tiny" / "dlrl_tiny.json").read_text())
     assert saved == info and info["trained"] is True and info["steps"] == 3
     assert set(info["accuracy_before"]) == {"greedy"} and set(info["accuracy_after"]) == {"greedy", "sampled"}
-    assert all(0.0 <= a <= 1.0 for acc in (info["accuracy_before"], info["accuracy_after"]) for a in acc.values())
+    assert all(
+        0.0 <= a <= 1.0 for acc in (info["accuracy_before"], info["accuracy_after"]) for a in acc.values()
+    )
     assert load_model(tmp_path / "tiny").core.config.n_layers == 1
