@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         steps=config.diffusion_steps,
     )
     greedy = DecodingSetting(**common, name="greedy")
-    # the policy RL trains: samples at the rollout temperature, 4 per prompt (seeded)
+    # the policy RL trains: samples at the rollout temperature, 2 per prompt (seeded)
     sampled = DecodingSetting(
-        **common, temperature=config.temperature, num_samples=4, name=f"sampled T={config.temperature:g}"
+        **common, temperature=config.temperature, num_samples=2, name=f"sampled T={config.temperature:g}"
     )
 
     def held_out():

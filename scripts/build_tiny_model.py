@@ -5,12 +5,9 @@ measures held-out accuracy before and after (greedy, and sampled at T = 1), and 
 ``model.safetensors``, ``config.json`` and ``dlrl_tiny.json`` into ``dlrl/assets/tiny/`` (the
 tokenizer files are kept). It is a build script, not library code: nothing in ``dlrl`` imports it.
 
-The goal is a policy that RL can visibly improve, the way RL helps real LLMs: its samples often
-contain the right answer (high pass@k) but its most likely answer is often wrong (low pass@1).
-The SFT demonstrations make that happen honestly: two-step arithmetic whose worked lines are
-always right, but whose stated final answer is off by one in ``answer_slip`` of the
-demonstrations (``dlrl.tasks.arithmetic``). Imitation learns the slip; a verifier reward (the same
-grader the held-out evaluation uses) trains it away.
+The goal is a policy that RL can improve: right on some held-out prompts, clearly not on all.
+The train/held-out split is ``dlrl.tasks.make_splits`` — the same split ``dlrl train``,
+``dlrl demo`` and ``dlrl eval`` use for this task, so no command trains on the held-out prompts.
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ class TinyRecipe:
 
     task: str = "arithmetic"
     task_options: dict = field(default_factory=lambda: {
-        "style": "plain", "min_steps": 2, "max_steps": 2, "max_value": 20, "ops": "+-", "answer_slip": 0.65,
+        "style": "plain", "min_steps": 1, "max_steps": 1, "max_value": 30, "ops": "+-",
     })  # fmt: skip
     num_train: int = 20000
     num_test: int = 200
@@ -46,11 +43,11 @@ class TinyRecipe:
     model_overrides: dict = field(default_factory=dict)
     sft: dict = field(default_factory=lambda: {
         "max_steps": 1500, "per_device_train_batch_size": 32, "learning_rate": 1e-3, "warmup_steps": 50,
-        "weight_decay": 0.01, "lr_scheduler_type": "cosine", "max_completion_length": 32, "logging_steps": 50,
+        "weight_decay": 0.01, "lr_scheduler_type": "cosine", "max_completion_length": 24, "logging_steps": 50,
         "progress": False,
     })  # fmt: skip
     decoding: dict = field(default_factory=lambda: {
-        "remasking": "low_confidence", "gen_length": 32, "block_length": 8, "steps": 16, "temperature": 0.0,
+        "remasking": "low_confidence", "gen_length": 24, "block_length": 8, "steps": 12, "temperature": 0.0,
     })  # fmt: skip
 
 
@@ -66,7 +63,6 @@ def accuracy(model, tok, records, recipe: TinyRecipe, sampled: bool = True) -> d
 
 
 def train_tiny(recipe: TinyRecipe, out_dir: str | Path = TINY_DIR, work_dir: str = "runs/tiny-sft") -> dict:
-    torch.manual_seed(recipe.seed)
     """Train, evaluate, and write the model to ``out_dir``; returns the ``dlrl_tiny.json`` content."""
     start = time.perf_counter()
     model, tok = build_random_tiny(recipe.seed, **recipe.model_overrides)
@@ -107,14 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--max-steps", type=int, help="override the SFT step count (quick experiments)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--slip", type=float, help="override task_options.answer_slip (experiments)")
     p.add_argument("--work-dir", default=str(ROOT / "runs" / "tiny-sft"))
     args = p.parse_args(argv)
     recipe = TinyRecipe(seed=args.seed)
     if args.max_steps:
         recipe.sft["max_steps"] = args.max_steps
-    if args.slip is not None:
-        recipe.task_options["answer_slip"] = args.slip
     info = train_tiny(recipe, args.out, work_dir=args.work_dir)
     print(json.dumps({k: v for k, v in info.items() if k != "recipe"}, indent=2))
     return 0

@@ -74,10 +74,9 @@ def make_dataset(name: str, n: int, seed: int = 0, **options) -> list[dict]:
 
 
 TEST_SEED_OFFSET = 10_000
-# Every training split leaves out the first HELD_OUT_POOL held-out prompts, whatever its own test
-# size: ``dlrl eval --task …`` (any ``--n`` up to this) never scores a prompt that ``dlrl sft``,
-# ``dlrl train`` or ``dlrl demo`` trained on with the same task, seed and options.
-HELD_OUT_POOL = 1000
+# The held-out set every command agrees on: ``dlrl eval --task`` and ``dlrl demo`` score its first
+# HELD_OUT records by default, and ``dlrl sft``/``dlrl train`` with ``dataset.task`` never train on them.
+HELD_OUT = 200
 
 
 def make_test_set(name: str, n: int, seed: int = 0, **options) -> list[dict]:
@@ -87,35 +86,30 @@ def make_test_set(name: str, n: int, seed: int = 0, **options) -> list[dict]:
     return make_dataset(name, n, seed=seed + TEST_SEED_OFFSET, **options)
 
 
-def _held_out_prompts(name: str, seed: int, n_test: int, options: dict) -> set[str]:
-    """Prompts training must avoid: all of the first ``n_test`` held-out records, plus those of the
-    first ``HELD_OUT_POOL`` as long as they stay under half of the task's distinct prompts (a
-    small space such as ``code``'s 64 functions would otherwise leave nothing to train on)."""
-    pool = make_test_set(name, max(n_test, HELD_OUT_POOL), seed, **options)
-    held = {prompt_text(r["prompt"]) for r in pool[:n_test]}
-    space = len({prompt_text(r["prompt"]) for r in make_dataset(name, 2 * HELD_OUT_POOL, seed, **options)})
-    for r in pool[n_test:]:
-        if len(held) >= space // 2:
+def _distinct_prompts(name: str, seed: int, options: dict, n: int = 2000) -> int:
+    return len({prompt_text(r["prompt"]) for r in make_dataset(name, n, seed, **options)})
+
+
+def make_train_set(
+    name: str, n: int, seed: int = 0, n_test: int = HELD_OUT, strict: bool = True, **options
+) -> list[dict]:
+    """``n`` training records sharing no prompt with the first ``n_test`` held-out records.
+
+    Small task spaces repeat prompts, so records are drawn at ``seed``, ``seed + 1``, … until ``n``
+    survive. ``strict=False`` (training from a recipe) holds out at most half the task's prompts
+    when ``n_test`` would cover them all (``code`` has 64); ``strict`` raises ``ConfigError`` instead."""
+    test = make_test_set(name, n_test, seed, **options)
+    held: set[str] = set()
+    cap = None if strict else _distinct_prompts(name, seed, options) // 2
+    for r in test:
+        if cap is not None and len(held) >= cap:
             break
         held.add(prompt_text(r["prompt"]))
-    return held
-
-
-def make_train_set(name: str, n: int, seed: int = 0, n_test: int = 0, **options) -> list[dict]:
-    """``n`` training records that share no prompt with the held-out set (``make_test_set``).
-
-    Every prompt of the first ``n_test`` held-out records is left out, and so are those of the first
-    ``HELD_OUT_POOL`` (capped at half the task's prompts). Small task spaces repeat prompts, so
-    records are drawn at ``seed``, ``seed + 1``, … until ``n`` survive."""
-    held = _held_out_prompts(name, seed, n_test, options)
     train, s = [], seed
     while len(train) < n:
         want = n - len(train)
-        batch = [
-            r
-            for r in make_dataset(name, 2 * want + 8, seed=s, **options)
-            if prompt_text(r["prompt"]) not in held
-        ]
+        batch = make_dataset(name, 2 * want + 8, seed=s, **options)
+        batch = [r for r in batch if prompt_text(r["prompt"]) not in held]
         if not batch and s - seed >= 10:
             raise ConfigError(
                 f"task {name!r}: every prompt with these options is among the {n_test} held-out ones; "
@@ -131,10 +125,9 @@ def make_splits(
 ) -> tuple[list[dict], list[dict]]:
     """Disjoint (train, test): no test prompt appears in train (small task spaces repeat).
 
-    Train is ``make_train_set`` — for ``n_test <= HELD_OUT_POOL`` the same records whatever
-    ``n_test`` is, so the demo, ``dlrl sft``/``dlrl train`` with ``dataset.task`` and ``dlrl eval``
-    agree on what is held out."""
-    return make_train_set(name, n_train, seed, n_test=n_test, **options), make_test_set(
+    With ``n_test = HELD_OUT`` (200) the train half is what ``dlrl train``/``dlrl sft`` load for
+    ``dataset.task`` (``dlrl.trainer.data.load_records``), so the demo and those commands agree."""
+    return make_train_set(name, n_train, seed, n_test, **options), make_test_set(
         name, n_test, seed, **options
     )
 

@@ -105,17 +105,14 @@ def test_splits_are_disjoint():
     assert not {prompt_text(r["prompt"]) for r in test} & {prompt_text(r["prompt"]) for r in train}
 
 
-def test_train_set_leaves_out_the_held_out_pool_whatever_the_test_size():
-    opts = dict(style="plain", min_steps=2, max_steps=2, max_value=20, ops="+-")
-    a, test = make_splits("arithmetic", 500, 50, seed=0, **opts)
-    b, _ = make_splits("arithmetic", 500, 200, seed=0, **opts)
-    assert a == b  # the training split does not depend on how many held-out prompts are scored
-    assert not {prompt_text(r["prompt"]) for r in make_test_set("arithmetic", 500, 0, **opts)} & {
-        prompt_text(r["prompt"]) for r in a
-    }
-    # a task with few prompts (64 functions) still leaves half of them to train on
-    train = make_train_set("code", 40, seed=0)
-    assert len(train) == 40 and len({prompt_text(r["prompt"]) for r in train}) >= 16
+def test_train_set_is_the_train_half_of_the_default_split():
+    opts = dict(style="plain", max_steps=1, max_value=30, ops="+-")
+    train, test = make_splits("arithmetic", 500, 200, seed=0, **opts)
+    assert make_train_set("arithmetic", 500, seed=0, **opts) == train  # n_test defaults to HELD_OUT = 200
+    assert not {prompt_text(r["prompt"]) for r in test} & {prompt_text(r["prompt"]) for r in train}
+    # a task with few prompts (64 functions) still leaves half of them to train on when not strict
+    code = make_train_set("code", 40, seed=0, strict=False)
+    assert len(code) == 40 and len({prompt_text(r["prompt"]) for r in code}) >= 16
 
 
 def test_too_small_a_task_space_is_a_clear_error():
