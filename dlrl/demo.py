@@ -42,7 +42,7 @@ def paired_bootstrap(before: list[float], after: list[float], n: int = 10_000, s
     return sum(diffs) / m, means[int(0.025 * n)], means[int(0.975 * n) - 1]
 
 
-def reward_curve(run_dir: Path, out: Path, before: float, after: float) -> Path:
+def reward_curve(run_dir: Path, out: Path, before: float, after: float, title: str = "") -> Path:
     """Training reward per step (grey), its running mean (blue), and held-out greedy before/after."""
     import matplotlib
 
@@ -65,9 +65,9 @@ def reward_curve(run_dir: Path, out: Path, before: float, after: float) -> Path:
     ax.set_xlabel("RL step")
     ax.set_ylabel("accuracy reward")
     ax.set_ylim(0, 1)
-    ax.set_title("coupled-GRPO on the embedded tiny model (2-step arithmetic)")
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -147,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     rewards = [r["reward"] for r in read_metrics(run_dir) if r.get("reward") is not None]
     first, last = (sum(v) / len(v) for v in (rewards[:WINDOW], rewards[-WINDOW:]))
     gain, lo, hi = paired_bootstrap(before["greedy"], after["greedy"])
-    curve = reward_curve(run_dir, run_dir / "reward_curve.png", acc(before["greedy"]), acc(after["greedy"]))
+    title = f"{config.algorithm} on the embedded tiny model, task {ds.task}"
+    curve = reward_curve(
+        run_dir, run_dir / "reward_curve.png", acc(before["greedy"]), acc(after["greedy"]), title
+    )
 
     print()
     print(f"| held-out accuracy ({len(test)} prompts) | " + " | ".join(before) + " |")
