@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dlrl.errors import ConfigError
-from dlrl.tasks import TASKS, make_dataset, make_splits, make_test_set, make_train_set, prompt_text
+from dlrl.tasks import TASKS, make_dataset, make_splits, make_train_set, prompt_text
 from dlrl.tasks.countdown import _apply
 from dlrl.tasks.sudoku import count_solutions
 
