@@ -66,7 +66,7 @@ docs: $(STAMP)
 	$(BIN)/python -m dlrl.docs_gen
 
 tiny-model: $(STAMP)
-	$(BIN)/python -m dlrl.sft.tiny_model
+	$(BIN)/python scripts/build_tiny_model.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) runs/ .pytest_cache build *.egg-info

@@ -4,7 +4,7 @@
     trainer = SFTTrainer(model, tok, records, SFTConfig(masking={"name": "beta", "w": 0.25}))
     trainer.train_model(); trainer.save("runs/sft")
 
-CLI: ``dlrl sft RECIPE.yaml`` (``main(argv)``); ``python -m dlrl.sft.tiny_model`` rebuilds the
+CLI: ``dlrl sft RECIPE.yaml`` (``main(argv)``); ``make tiny-model`` (``scripts/build_tiny_model.py``) rebuilds the
 embedded model. See docs/sft.md.
 """
 

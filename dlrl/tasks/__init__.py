@@ -9,7 +9,8 @@
   functions as keyword arguments.
 
 The same ``(name, n, seed, options)`` always gives the same records, on any machine.
-``make_splits`` gives a train and a held-out set with no prompt in common.
+``make_splits`` gives a train and a held-out set with no prompt in common; ``make_train_set`` is its
+train half, which every training command uses for ``dataset.task`` (so ``dlrl eval`` is held out).
 """
 
 from __future__ import annotations
@@ -73,25 +74,62 @@ def make_dataset(name: str, n: int, seed: int = 0, **options) -> list[dict]:
 
 
 TEST_SEED_OFFSET = 10_000
+# The held-out set every command agrees on: ``dlrl eval --task`` and ``dlrl demo`` score its first
+# HELD_OUT records by default, and ``dlrl sft``/``dlrl train`` with ``dataset.task`` never train on them.
+HELD_OUT = 200
 
 
 def make_test_set(name: str, n: int, seed: int = 0, **options) -> list[dict]:
-    """The held-out set of ``make_splits(name, …, seed)``: ``make_dataset`` at ``seed + 10000``."""
+    """The held-out set of ``make_splits(name, …, seed)``: ``make_dataset`` at ``seed + 10000``.
+
+    The first ``n`` records of a longer test set are this set (records are drawn one by one)."""
     return make_dataset(name, n, seed=seed + TEST_SEED_OFFSET, **options)
+
+
+def _distinct_prompts(name: str, seed: int, options: dict, n: int = 2000) -> int:
+    return len({prompt_text(r["prompt"]) for r in make_dataset(name, n, seed, **options)})
+
+
+def make_train_set(
+    name: str, n: int, seed: int = 0, n_test: int = HELD_OUT, strict: bool = True, **options
+) -> list[dict]:
+    """``n`` training records sharing no prompt with the first ``n_test`` held-out records.
+
+    Small task spaces repeat prompts, so records are drawn at ``seed``, ``seed + 1``, … until ``n``
+    survive. ``strict=False`` (training from a recipe) holds out at most half the task's prompts
+    when ``n_test`` would cover them all (``code`` has 64); ``strict`` raises ``ConfigError`` instead."""
+    test = make_test_set(name, n_test, seed, **options)
+    held: set[str] = set()
+    cap = None if strict else _distinct_prompts(name, seed, options) // 2
+    for r in test:
+        if cap is not None and len(held) >= cap:
+            break
+        held.add(prompt_text(r["prompt"]))
+    train, s = [], seed
+    while len(train) < n:
+        want = n - len(train)
+        batch = make_dataset(name, 2 * want + 8, seed=s, **options)
+        batch = [r for r in batch if prompt_text(r["prompt"]) not in held]
+        if not batch and s - seed >= 10:
+            raise ConfigError(
+                f"task {name!r}: every prompt with these options is among the {n_test} held-out ones; "
+                "hold out fewer or widen the task (e.g. max_value, max_steps)"
+            )
+        train += batch[:want]
+        s += 1
+    return train
 
 
 def make_splits(
     name: str, n_train: int, n_test: int, seed: int = 0, **options
 ) -> tuple[list[dict], list[dict]]:
-    """Disjoint (train, test): test prompts never appear in train (small task spaces repeat)."""
-    test = make_test_set(name, n_test, seed, **options)
-    held = {prompt_text(r["prompt"]) for r in test}
-    train, s = [], seed
-    while len(train) < n_train:
-        batch = make_dataset(name, 2 * (n_train - len(train)) + 8, seed=s, **options)
-        train += [r for r in batch if prompt_text(r["prompt"]) not in held][: n_train - len(train)]
-        s += 1
-    return train, test
+    """Disjoint (train, test): no test prompt appears in train (small task spaces repeat).
+
+    With ``n_test = HELD_OUT`` (200) the train half is what ``dlrl train``/``dlrl sft`` load for
+    ``dataset.task`` (``dlrl.trainer.data.load_records``), so the demo and those commands agree."""
+    return make_train_set(name, n_train, seed, n_test, **options), make_test_set(
+        name, n_test, seed, **options
+    )
 
 
 __all__ = [
@@ -101,6 +139,7 @@ __all__ = [
     "make_dataset",
     "make_splits",
     "make_test_set",
+    "make_train_set",
     "prompt_text",
     "task_options",
 ]

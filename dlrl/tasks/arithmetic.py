@@ -34,6 +34,9 @@ class ArithmeticOptions:
         ops: allowed operations, a subset of ``"+-*"``.
         style: ``plain`` ("What is 23+18-7?") or ``word`` (a short story per step).
         reasoning: include the trace in ``completion`` (it is always in the ``reasoning`` column).
+        answer_slip: probability that the ``completion`` (the SFT demonstration) states the final
+            answer off by one (value + 1) while its trace stays right — a systematic slip that
+            imitation learns and a verifier reward can train away. ``solution`` is always right.
     """
 
     min_steps: int = 1
@@ -42,8 +45,11 @@ class ArithmeticOptions:
     ops: str = "+-*"
     style: str = "word"
     reasoning: bool = True
+    answer_slip: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.answer_slip <= 1.0:
+            raise ConfigError(f"arithmetic: answer_slip must be in [0, 1], got {self.answer_slip}")
         if not 1 <= self.min_steps <= self.max_steps:
             raise ConfigError(
                 f"arithmetic: need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}"
@@ -108,9 +114,13 @@ def generate(rng: random.Random, opts: ArithmeticOptions) -> dict:
         ]
         question = " ".join(story) + f" How many {item} does {name} have now?"
     reasoning = "\n".join(lines)
+    # The slip is a function of the question, not a draw from ``rng``: the prompts (and so every
+    # train/held-out split) are the same with or without it, so RL recipes need not repeat it.
+    slip = opts.answer_slip and random.Random(f"dlrl-slip:{question}").random() < opts.answer_slip
+    stated = value + 1 if slip else value
     return {
         "prompt": user_prompt(question),
-        "completion": xml_completion(reasoning if opts.reasoning else None, str(value)),
+        "completion": xml_completion(reasoning if opts.reasoning else None, str(stated)),
         "solution": str(value),
         "reasoning": reasoning,
         "steps": steps,

@@ -15,18 +15,19 @@ from dlrl.errors import DLRLError
 def load_records(spec, base_dir: Path | None = None) -> list[dict]:
     """Records (dicts of columns) from ``spec`` (a ``dlrl.recipe.DatasetSpec``).
 
-    ``spec.task`` → ``dlrl.tasks.make_dataset``; ``spec.path`` → .json / .jsonl / .parquet or a
-    ``datasets.save_to_disk`` directory (relative paths: cwd first, then the recipe's folder);
-    ``spec.name`` → ``datasets.load_dataset`` (``dlrl.data``); ``spec.preset`` → the preset's source
-    and prompt format; ``spec.columns`` renames columns first.
+    ``spec.task`` → ``dlrl.tasks.make_train_set`` (the train half of ``make_splits(…, 200)``: no
+    prompt of the held-out set ``dlrl eval``/``dlrl demo`` score); ``spec.path`` → .json / .jsonl /
+    .parquet or a ``datasets.save_to_disk`` directory (relative paths: cwd first, then the recipe's
+    folder); ``spec.name`` → ``datasets.load_dataset`` (``dlrl.data``); ``spec.preset`` → the
+    preset's source and prompt format; ``spec.columns`` renames columns first.
     """
     if spec.preset or spec.name:
         records = _id_records(spec, base_dir)
     elif spec.task:
-        from dlrl.tasks import make_dataset
+        from dlrl.tasks import make_train_set
 
         n = spec.num_samples or 256
-        records = make_dataset(spec.task, n, seed=spec.seed, **(spec.task_options or {}))
+        records = make_train_set(spec.task, n, seed=spec.seed, strict=False, **(spec.task_options or {}))
     else:
         records = _read_path(_resolve(spec.path, base_dir), spec.split)
         if spec.num_samples:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dlrl.errors import ConfigError
-from dlrl.tasks import TASKS, make_dataset, make_splits, prompt_text
+from dlrl.tasks import TASKS, make_dataset, make_splits, make_train_set, prompt_text
 from dlrl.tasks.countdown import _apply
 from dlrl.tasks.sudoku import count_solutions
 
@@ -103,6 +103,35 @@ def test_splits_are_disjoint():
     train, test = make_splits("arithmetic", 300, 50, seed=0, style="plain", max_steps=1, max_value=20)
     assert len(train) == 300 and len(test) == 50
     assert not {prompt_text(r["prompt"]) for r in test} & {prompt_text(r["prompt"]) for r in train}
+
+
+def test_train_set_is_the_train_half_of_the_default_split():
+    opts = dict(style="plain", max_steps=1, max_value=30, ops="+-")
+    train, test = make_splits("arithmetic", 500, 200, seed=0, **opts)
+    assert make_train_set("arithmetic", 500, seed=0, **opts) == train  # n_test defaults to HELD_OUT = 200
+    assert not {prompt_text(r["prompt"]) for r in test} & {prompt_text(r["prompt"]) for r in train}
+    # a task with few prompts (64 functions) still leaves half of them to train on when not strict
+    code = make_train_set("code", 40, seed=0, strict=False)
+    assert len(code) == 40 and len({prompt_text(r["prompt"]) for r in code}) >= 16
+
+
+def test_too_small_a_task_space_is_a_clear_error():
+    with pytest.raises(ConfigError, match="held-out"):
+        make_splits("code", 10, 1000, seed=0)  # 1000 draws cover all 64 functions
+
+
+def test_answer_slip_changes_only_the_stated_answer():
+    opts = dict(style="plain", min_steps=2, max_steps=2, max_value=20)
+    clean = make_dataset("arithmetic", 400, seed=0, **opts)
+    slipped = make_dataset("arithmetic", 400, seed=0, answer_slip=0.65, **opts)
+    assert [r["prompt"] for r in clean] == [r["prompt"] for r in slipped]  # same prompts, same splits
+    assert [r["solution"] for r in clean] == [r["solution"] for r in slipped]
+    off = [r for r in slipped if not r["completion"].endswith(f"<answer>\n{r['solution']}\n</answer>")]
+    assert all(r["completion"].endswith(f"<answer>\n{int(r['solution']) + 1}\n</answer>") for r in off)
+    assert all(f"={r['solution']}\n</reasoning>" in r["completion"] for r in slipped)  # the trace stays right
+    assert 0.55 < len(off) / len(slipped) < 0.75
+    with pytest.raises(ConfigError, match="answer_slip"):
+        make_dataset("arithmetic", 1, answer_slip=1.5)
 
 
 def test_unknown_task_is_loud():

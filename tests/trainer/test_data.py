@@ -49,6 +49,25 @@ def test_synthetic_task_dataset_is_seeded():
     assert a == b and len(a) == 5 and "solution" in a[0]
 
 
+@pytest.mark.parametrize("task", ["arithmetic", "countdown"])
+def test_train_with_task_never_sees_eval_or_demo_held_out_prompts(task):
+    """`dlrl train` with dataset.task draws the split `dlrl demo` trains on, so the held-out set that
+    `dlrl eval --task` and `dlrl demo` score (make_test_set, default 200) is never in training
+    (with make_dataset, 185 of the demo's 200 held-out prompts were)."""
+    from dlrl.tasks import make_splits, make_test_set
+    from dlrl.tasks import prompt_text as user_text
+
+    options = (
+        {"style": "plain", "min_steps": 1, "max_steps": 1, "max_value": 30, "ops": "+-"}
+        if task == "arithmetic"
+        else {}
+    )
+    records = load_records(DatasetSpec(task=task, num_samples=2000, seed=0, task_options=options))
+    held = {user_text(r["prompt"]) for r in make_test_set(task, 200, 0, **options)}
+    assert not held & {user_text(r["prompt"]) for r in records}
+    assert records == make_splits(task, 2000, 200, seed=0, **options)[0]  # the demo's train split
+
+
 def test_prompts_are_chat_templated_and_left_padded():
     from dlrl.models.tiny import build_tokenizer
 

@@ -1,9 +1,13 @@
 """Reproduce the shipped embedded model: masked SFT of a fresh tiny LLaDA on a synthetic task.
 
-``python -m dlrl.sft.tiny_model`` (``make tiny-model``) trains with the settings below, measures
-held-out greedy accuracy before and after, and writes ``model.safetensors``, ``config.json`` and
-``dlrl_tiny.json`` into ``dlrl/assets/tiny/`` (the tokenizer files are kept). The goal is a policy
-that RL can improve: right on some held-out prompts, clearly not on all.
+``python scripts/build_tiny_model.py`` (``make tiny-model``) trains with the settings below,
+measures held-out accuracy before and after (greedy, and sampled at T = 1), and writes
+``model.safetensors``, ``config.json`` and ``dlrl_tiny.json`` into ``dlrl/assets/tiny/`` (the
+tokenizer files are kept). It is a build script, not library code: nothing in ``dlrl`` imports it.
+
+The goal is a policy that RL can improve: right on some held-out prompts, clearly not on all.
+The train/held-out split is ``dlrl.tasks.make_splits`` — the same split ``dlrl train``,
+``dlrl demo`` and ``dlrl eval`` use for this task, so no command trains on the held-out prompts.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dlrl.models.tiny import TINY_DIR, build_random_tiny
 from dlrl.sft.config import SFTConfig
 from dlrl.sft.trainer import SFTTrainer
 from dlrl.tasks import get_task, make_splits
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -45,16 +51,15 @@ class TinyRecipe:
     })  # fmt: skip
 
 
-def accuracy(model, tok, records, recipe: TinyRecipe) -> float:
-    report = evaluate(
-        model,
-        tok,
-        records,
-        [get_task(recipe.task).grader],
-        DecodingSetting(**recipe.decoding),
-        print_table=False,
-    )
-    return report.results[0].accuracy
+def accuracy(model, tok, records, recipe: TinyRecipe, sampled: bool = True) -> dict[str, float]:
+    """Held-out accuracy: greedy, and 4 samples per prompt at T = 1 (the policy RL starts from)."""
+    settings = [DecodingSetting(**recipe.decoding, name="greedy")]
+    if sampled:
+        settings.append(
+            DecodingSetting(**{**recipe.decoding, "temperature": 1.0}, num_samples=4, name="sampled")
+        )
+    report = evaluate(model, tok, records, [get_task(recipe.task).grader], settings, print_table=False)
+    return {r.name: r.accuracy for r in report.results}
 
 
 def train_tiny(recipe: TinyRecipe, out_dir: str | Path = TINY_DIR, work_dir: str = "runs/tiny-sft") -> dict:
@@ -64,7 +69,7 @@ def train_tiny(recipe: TinyRecipe, out_dir: str | Path = TINY_DIR, work_dir: str
     train, test = make_splits(
         recipe.task, recipe.num_train, recipe.num_test, seed=recipe.seed, **recipe.task_options
     )
-    before = accuracy(model, tok, test, recipe)
+    before = accuracy(model, tok, test, recipe, sampled=False)  # random init: ~0 either way
     config = SFTConfig(
         output_dir=work_dir, seed=recipe.seed, use_cpu=not torch.cuda.is_available(), **recipe.sft
     )
@@ -90,17 +95,20 @@ def train_tiny(recipe: TinyRecipe, out_dir: str | Path = TINY_DIR, work_dir: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dlrl.sft.tiny_model", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python scripts/build_tiny_model.py", description=__doc__.splitlines()[0]
+    )
     p.add_argument(
         "--out", default=str(TINY_DIR), help="where to write the weights (default: the package assets)"
     )
     p.add_argument("--max-steps", type=int, help="override the SFT step count (quick experiments)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work-dir", default=str(ROOT / "runs" / "tiny-sft"))
     args = p.parse_args(argv)
     recipe = TinyRecipe(seed=args.seed)
     if args.max_steps:
         recipe.sft["max_steps"] = args.max_steps
-    info = train_tiny(recipe, args.out)
+    info = train_tiny(recipe, args.out, work_dir=args.work_dir)
     print(json.dumps({k: v for k, v in info.items() if k != "recipe"}, indent=2))
     return 0
 
