@@ -73,6 +73,10 @@ def test_walkthrough_at_tiny_scale_offline(tmp_path, monkeypatch, capsys):
     assert cli_main(["export", str(run), str(exported), "--dtype", "float32"]) == 0
     tok = load_tokenizer(exported)
     ids = torch.tensor([tok.encode("Ann has 3 apples.")])
-    trained, reloaded = load_model(run).logits(ids), load_model(exported, tokenizer=tok).logits(ids)
+    # RUN/model is the LoRA-merged final model; the last checkpoint is base + adapter, merged on load
+    assert json.loads((run / "model" / "dlrl_checkpoint.json").read_text())["merged"] is True
+    last = max(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert (last / "adapter" / "adapter_config.json").is_file()
+    trained, reloaded = load_model(last).logits(ids), load_model(exported, tokenizer=tok).logits(ids)
     assert (trained - reloaded).abs().max().item() <= 1e-5
-    assert json.loads((exported / "dlrl_export.json").read_text())["lora_merged"] is True
+    assert json.loads((exported / "dlrl_export.json").read_text())["source"] == str(run)
