@@ -41,6 +41,12 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
 
 
 def run_recipe(path: str | Path, overrides: list[str] | None = None, resume: bool = False) -> dict:
+    from dlrl.preference import is_preference_recipe
+
+    if is_preference_recipe(path, overrides):  # `algorithm: vrpo`: offline pairs, its own loop
+        from dlrl.preference import run_recipe as run_preference
+
+        return run_preference(path, overrides, resume)
     recipe, config, funcs = prepare_recipe(path, overrides, resume)
     trainer = build_trainer(recipe, config, funcs)
     try:
