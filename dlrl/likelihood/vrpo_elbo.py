@@ -13,9 +13,11 @@ of l_j real positions. VRPO's three variance reductions (paper §3.2; the projec
 3. antithetic sampling: π_θ and π_ref see the same timesteps and masks — here by calling both
    with the same ``seed`` (noise is a pure function of seed and global row).
 
-``stratified=True`` spreads the n_t counts evenly: l_j = ((round(k + j·n/n_t) − 1) mod n) + 1 with
-one k ~ U{1..n} per response (DARE ``dllm_core_algos.py:528-532``); each l_j is still uniform on
-{1..n}, so B̂ stays unbiased. Only real tokens (``completion_mask``) are masked and scored; the
+``stratified=True`` spreads the n_t counts evenly: l_j = ((k − 1 + ⌊j·n/n_t⌋) mod n) + 1 with one
+k ~ U{1..n} per response, as DARE does (``dllm_core_algos.py:528-532``) except for ⌊·⌋: DARE's
+``torch.round`` rounds halves to even, so when j·n/n_t ends in .5 its l_j is not uniform (n = 5,
+n_t = 2: l_1 ∈ {1, 4} twice as often as {2, 5} — tested). With ⌊·⌋ each l_j is a constant shift of
+k mod n, uniform on {1..n}, so B̂ stays unbiased. Only real tokens (``completion_mask``) are masked and scored; the
 prompt is never masked. ``logps[b, k]`` is token k's share, ``sequence_logps`` = B̂.
 """
 
@@ -65,8 +67,8 @@ class VRPOELBOEstimator(LikelihoodEstimator):
         if self.stratified:
             r = row_uniform(seed, STREAM_T, B, 1, row_offset=row_offset)
             k = (r * n).floor() + 1  # U{1..n}
-            x = torch.round(k + torch.arange(n_t, dtype=torch.float64) * n / n_t)
-            l = torch.remainder(x - 1, n) + 1
+            shift = (torch.arange(n_t, dtype=torch.float64) * n / n_t).floor()
+            l = torch.remainder(k - 1 + shift, n) + 1
         else:
             r = row_uniform(seed, STREAM_T, B, n_t, row_offset=row_offset)
             l = (r * n).floor().clamp(max=n - 1) + 1
