@@ -100,3 +100,25 @@ def test_defaults_and_checks(tmp_path):
         config(algorithm="trace_rl", loss_type="token_mean")
     with pytest.raises(ConfigError, match="valid: trace"):
         config(algorithm="trace_rl", estimator="coupled")
+
+
+def test_with_the_trace_estimator_every_sample_weighs_one():
+    """On a real trace (random decode order, post-EOS filler), A = 1 and ρ = 1 give each sample
+    −(1/T_i) Σ_t mean_{τ(t)} 1 = −1: every step group counts once whatever its size."""
+    from dlrl.likelihood import ESTIMATORS
+    from dlrl.models.tiny import build_random_tiny
+
+    torch.manual_seed(0)
+    model, _ = build_random_tiny(0, n_layers=1)
+    B, P, L = 3, 4, 8
+    prompt, pmask = torch.randint(5, 50, (B, P)), torch.ones(B, P, dtype=torch.bool)
+    comp, cmask = torch.randint(5, 50, (B, L)), torch.ones(B, L, dtype=torch.bool)
+    cmask[2, 5:] = False  # filler after the first EOS
+    steps = torch.stack([torch.randperm(L) for _ in range(B)])
+    out = ESTIMATORS["trace"](shrink=3)(model, prompt, pmask, comp, cmask, seed=0, unmask_step=steps)
+    mask = cmask & out.signal_mask
+    x = ObjectiveInputs(logps=out.logps, old_logps=out.logps.detach(), ref_logps=None,
+                        advantages=torch.ones(B), mask=mask, group_size=B, estimate=out)  # fmt: skip
+    terms = trace_rl_objective(x, SimpleNamespace(epsilon=0.2, beta=0.0))
+    per_seq = (terms.per_token * mask).sum(1) / mask.sum(1)
+    assert torch.allclose(per_seq, torch.full((B,), -1.0), atol=1e-5), per_seq
