@@ -12,7 +12,9 @@ from dlrl.recipe import load_recipe
 from dlrl.train import prepare_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if not {"accelerate", "sft"} & set(p.parts))
+ALL_RECIPES = sorted(
+    p for p in (ROOT / "recipes").rglob("*.yaml") if not {"accelerate", "sft"} & set(p.parts)
+)
 PREFERENCE_RECIPES = [p for p in ALL_RECIPES if is_preference_recipe(p)]  # `algorithm: vrpo`: own loop
 RECIPES = [p for p in ALL_RECIPES if p not in PREFERENCE_RECIPES]
 SFT_RECIPES = sorted((ROOT / "recipes" / "sft").glob("*.yaml"))

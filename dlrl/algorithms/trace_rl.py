@@ -53,7 +53,9 @@ class TraceRLOptions:
                 "(its per-token weights turn the per-sample mean into TraceRL's per-step mean, Eq. 3)"
             )
         if cfg.estimator not in (None, "trace"):
-            raise ConfigError(f"estimator={cfg.estimator!r} is invalid for algorithm 'trace_rl'; valid: trace")
+            raise ConfigError(
+                f"estimator={cfg.estimator!r} is invalid for algorithm 'trace_rl'; valid: trace"
+            )
 
 
 def step_stats(group: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -68,26 +68,26 @@ class VRPOELBOEstimator(LikelihoodEstimator):
             r = row_uniform(seed, STREAM_T, B, 1, row_offset=row_offset)
             k = (r * n).floor() + 1  # U{1..n}
             shift = (torch.arange(n_t, dtype=torch.float64) * n / n_t).floor()
-            l = torch.remainder(k - 1 + shift, n) + 1
+            count = torch.remainder(k - 1 + shift, n) + 1
         else:
             r = row_uniform(seed, STREAM_T, B, n_t, row_offset=row_offset)
-            l = (r * n).floor().clamp(max=n - 1) + 1
-        return torch.where(lengths[:, None] > 0, l, torch.zeros_like(l)).long()
+            count = (r * n).floor().clamp(max=n - 1) + 1
+        return torch.where(lengths[:, None] > 0, count, torch.zeros_like(count)).long()
 
     def draw(self, seed: int, completion_mask: torch.Tensor, row_offset: int = 0):
         """Masks [K, B, Lc] (K = n_t·n_m, ordered timestep-major) and weights n/l [K, B] (float64)."""
         real = completion_mask.cpu()
         B, Lc = real.shape
         lengths = real.sum(1)
-        l = self.counts(seed, lengths, row_offset)
+        count = self.counts(seed, lengths, row_offset)
         masks, weights = [], []
         for j in range(self.num_timesteps):
             for r in range(self.masks_per_timestep):
                 u = row_uniform(seed, (STREAM_MASK, j, r), B, Lc, row_offset=row_offset)
                 u = torch.where(real, u, torch.full_like(u, 2.0))  # padding ranks last, never masked
                 rank = u.argsort(-1).argsort(-1)
-                masks.append((rank < l[:, j : j + 1]) & real)
-                weights.append(lengths.double() / l[:, j].double().clamp(min=1))
+                masks.append((rank < count[:, j : j + 1]) & real)
+                weights.append(lengths.double() / count[:, j].double().clamp(min=1))
         return torch.stack(masks), torch.stack(weights)
 
     def _estimate(self, batch, *, seed, return_entropy, unmask_step, iteration):

@@ -50,7 +50,10 @@ def build_vrpo_trainer(path: str | Path, overrides: list[str] | None = None, res
         )
     tokenizer = load_tokenizer(recipe.model.tokenizer or recipe.model.path)
     model = load_model(
-        recipe.model.path, tokenizer=tokenizer, family=recipe.model.family, mask_token_id=recipe.model.mask_token_id
+        recipe.model.path,
+        tokenizer=tokenizer,
+        family=recipe.model.family,
+        mask_token_id=recipe.model.mask_token_id,
     )
     records = load_records(ds, recipe.base_dir)
     if ds.task:  # a synthetic task: chosen = its worked solution, rejected = a wrong answer

@@ -35,7 +35,9 @@ from dlrl.trainer.setup import build_accelerator, build_optimizer, build_schedul
 class VRPOTrainer:
     """DPO with VRPO's ELBO estimator on (prompt, chosen, rejected) records."""
 
-    def __init__(self, model, tokenizer, records: list[dict], args: VRPOConfig, *, lora=None, accelerator=None):
+    def __init__(
+        self, model, tokenizer, records: list[dict], args: VRPOConfig, *, lora=None, accelerator=None
+    ):
         check_records(records)
         self.args, self.tokenizer, self.records = args, tokenizer, list(records)
         self.accelerator = acc = accelerator or build_accelerator(args)
@@ -88,7 +90,9 @@ class VRPOTrainer:
             sums: dict[str, float] = {}
             ga = a.gradient_accumulation_steps
             for micro in range(ga):
-                batch = collate_pairs(self.pairs_for(self.global_step, micro), self.tokenizer, a.max_completion_length)
+                batch = collate_pairs(
+                    self.pairs_for(self.global_step, micro), self.tokenizer, a.max_completion_length
+                )
                 batch = batch.to(acc.device)
                 seed = derive_seed(a.seed, self.global_step, micro, acc.process_index)
                 with torch.no_grad(), self.reference(self.model) as ref_module:

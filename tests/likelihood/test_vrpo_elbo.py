@@ -12,21 +12,21 @@ def test_stratified_counts_by_hand():
     # n = 8 real tokens, n_t = 4: l_j = ((k − 1 + 2j) mod 8) + 1 for one k ∈ {1..8}
     est = ESTIMATORS["vrpo_elbo"](num_timesteps=4)
     lengths = torch.tensor([8, 3, 0])
-    l = est.counts(seed=7, lengths=lengths)
-    k = int(l[0, 0])
-    assert l[0].tolist() == [((k + 2 * j - 1) % 8) + 1 for j in range(4)]
-    assert sorted(l[0].tolist()) == sorted({(k - 1 + 2 * j) % 8 + 1 for j in range(4)})  # evenly spread
+    count = est.counts(seed=7, lengths=lengths)
+    k = int(count[0, 0])
+    assert count[0].tolist() == [((k + 2 * j - 1) % 8) + 1 for j in range(4)]
+    assert sorted(count[0].tolist()) == sorted({(k - 1 + 2 * j) % 8 + 1 for j in range(4)})  # evenly spread
     # n = 3, n_t = 4: shifts ⌊0.75j⌋ = 0, 0, 1, 2, wrapped into {1..3}
-    k1 = int(l[1, 0])
-    assert l[1].tolist() == [(k1 - 1 + s) % 3 + 1 for s in (0, 0, 1, 2)]
-    assert l[2].tolist() == [0, 0, 0, 0]  # an empty response draws nothing
+    k1 = int(count[1, 0])
+    assert count[1].tolist() == [(k1 - 1 + s) % 3 + 1 for s in (0, 0, 1, 2)]
+    assert count[2].tolist() == [0, 0, 0, 0]  # an empty response draws nothing
 
 
 def test_counts_are_uniform_on_1_to_n():
     """n/n_t = 2.5: round-half-to-even (DARE) would give l_1 ∈ {1, 4} twice as often; ⌊·⌋ does not."""
     est = ESTIMATORS["vrpo_elbo"](num_timesteps=2)
-    l = est.counts(seed=0, lengths=torch.full((4000,), 5))
-    freq = torch.bincount(l.flatten(), minlength=6)[1:].float() / l.numel()
+    count = est.counts(seed=0, lengths=torch.full((4000,), 5))
+    freq = torch.bincount(count.flatten(), minlength=6)[1:].float() / count.numel()
     assert torch.allclose(freq, torch.full((5,), 0.2), atol=0.02), freq  # unbiased: l ~ U{1..n}
 
 
@@ -35,13 +35,13 @@ def test_masks_hit_exactly_l_real_tokens_with_weight_n_over_l():
     cm = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     masks, w = est.draw(seed=3, completion_mask=cm)
     assert masks.shape == (6, 2, 6) and w.shape == (6, 2)
-    l = est.counts(3, cm.sum(1))
+    count = est.counts(3, cm.sum(1))
     for j in range(3):
         for r in range(2):
             m = masks[2 * j + r]
-            assert m.sum(1).tolist() == l[:, j].tolist()  # exactly l_j masked …
+            assert m.sum(1).tolist() == count[:, j].tolist()  # exactly l_j masked …
             assert not (m & ~cm).any()  # … all of them real tokens
-            assert torch.allclose(w[2 * j + r], cm.sum(1).double() / l[:, j].double())
+            assert torch.allclose(w[2 * j + r], cm.sum(1).double() / count[:, j].double())
     assert not torch.equal(masks[0], masks[1])  # the two masks of one timestep differ
 
 

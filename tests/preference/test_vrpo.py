@@ -102,7 +102,9 @@ def test_tiny_vrpo_recipe_raises_held_out_preference(tmp_path):
         ROOT / "recipes" / "tiny" / "vrpo.yaml", [f"output_dir={tmp_path}", "disable_tqdm=true"]
     )
     held_out = pairs_from_task(
-        make_test_set("arithmetic", 64, seed=0, style="plain", min_steps=1, max_steps=1, max_value=30, ops="+-"),
+        make_test_set(
+            "arithmetic", 64, seed=0, style="plain", min_steps=1, max_steps=1, max_value=30, ops="+-"
+        ),
         seed=1,
     )
     acc0, margin0, gap0 = _policy_preference(trainer, held_out)
