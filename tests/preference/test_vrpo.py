@@ -92,14 +92,15 @@ def _policy_preference(trainer, pairs, seed=123):
 
 @pytest.mark.slow
 def test_tiny_vrpo_recipe_raises_held_out_preference(tmp_path):
-    """30 steps of 8 pairs: on 64 held-out pairs (problems never trained on) the implicit reward
+    """20 steps of 8 pairs (budget 4, to keep it ~20 s): on 64 held-out pairs (problems never trained on) the implicit reward
     β(ΔB̂_θ − ΔB̂_ref) ranks y_w above y_l for most pairs (TRL's rewards/accuracies, 0 before: the
     rewards start at exactly 0) and the policy's ELBO gap B̂(y_w) − B̂(y_l) widens."""
     from dlrl.preference import build_vrpo_trainer
     from dlrl.tasks import make_test_set
 
     trainer = build_vrpo_trainer(
-        ROOT / "recipes" / "tiny" / "vrpo.yaml", [f"output_dir={tmp_path}", "disable_tqdm=true"]
+        ROOT / "recipes" / "tiny" / "vrpo.yaml",
+        [f"output_dir={tmp_path}", "disable_tqdm=true", "max_steps=20", "estimator_options.num_timesteps=4"],
     )
     held_out = pairs_from_task(
         make_test_set(
@@ -113,9 +114,10 @@ def test_tiny_vrpo_recipe_raises_held_out_preference(tmp_path):
     acc1, margin1, gap1 = _policy_preference(trainer, held_out)
     print(f"held-out preference accuracy {acc1:.3f}, margin {margin1:.3f}, ELBO gap {gap0:.2f} → {gap1:.2f}")
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 30 and all(math.isfinite(r["loss"]) for r in rows)
-    assert acc1 > 0.7 and margin1 > 0.2, (acc1, margin1)
-    assert gap1 > gap0 + 1.0, (gap0, gap1)
+    assert len(rows) == 20 and all(math.isfinite(r["loss"]) for r in rows)
+    # measured (seed 0): accuracy 0 → 0.75, margin 0 → 1.29, gap 14.2 → 20.6
+    assert acc1 > 0.65 and margin1 > 0.5, (acc1, margin1)
+    assert gap1 > gap0 + 3.0, (gap0, gap1)
 
 
 def test_resume_continues_exactly(tmp_path):
