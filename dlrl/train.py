@@ -72,9 +72,14 @@ def build_trainer(recipe, config, funcs, records: list[dict] | None = None):
 def run_recipe(
     path: str | Path, overrides: list[str] | None = None, resume: bool = False, overwrite: bool = False
 ) -> dict:
+    from dlrl.preference import is_preference_recipe
     from dlrl.trainer.preflight import validate_before_load
     from dlrl.trainer.run_dir import prepare_output_dir
 
+    if is_preference_recipe(path, overrides):  # `algorithm: vrpo`: offline pairs, its own loop
+        from dlrl.preference import run_recipe as run_preference
+
+        return run_preference(path, overrides, resume, overwrite)
     recipe, config, funcs = prepare_recipe(path, overrides, resume)
     records = validate_before_load(recipe, config, funcs)  # data and reward columns: no weights yet
     prepare_output_dir(

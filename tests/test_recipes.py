@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 
 from dlrl.errors import ConfigError
+from dlrl.preference import is_preference_recipe
 from dlrl.recipe import load_recipe
 from dlrl.train import prepare_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted(
+ALL_RECIPES = sorted(
     p for p in (ROOT / "recipes").rglob("*.yaml") if not {"accelerate", "sft", "presets"} & set(p.parts)
 )
+PREFERENCE_RECIPES = [p for p in ALL_RECIPES if is_preference_recipe(p)]  # `algorithm: vrpo`: own loop
+RECIPES = [p for p in ALL_RECIPES if p not in PREFERENCE_RECIPES]
 SFT_RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "sft" in p.parts)
 
 
@@ -32,6 +35,15 @@ def test_shipped_sft_recipe_validates(path):
 
     recipe = load_recipe(path, config_cls=SFTConfig, kind="sft")
     assert recipe.training_config(SFTConfig).max_steps > 0
+
+
+@pytest.mark.parametrize("path", PREFERENCE_RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_preference_recipe_validates(path):
+    from dlrl.preference import VRPOConfig
+
+    recipe = load_recipe(path, config_cls=VRPOConfig, kind="vrpo")
+    assert recipe.training_config(VRPOConfig).max_steps > 0 and recipe.model.path
+    assert recipe.dataset.path or recipe.dataset.task
 
 
 def test_every_algorithm_has_a_full_and_a_tiny_recipe():

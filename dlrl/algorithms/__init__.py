@@ -1,6 +1,13 @@
 """Registered algorithms. Importing this package registers every built-in one."""
 
-from dlrl.algorithms import coupled_grpo, diffu_grpo, igpo, uni_grpo, wd1  # noqa: F401
+from dlrl.algorithms import (  # noqa: F401
+    coupled_grpo,
+    diffu_grpo,
+    igpo,
+    trace_rl,  # noqa: F401
+    uni_grpo,
+    wd1,
+)
 from dlrl.algorithms.base import (
     ALGORITHMS,
     Algorithm,

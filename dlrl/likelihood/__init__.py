@@ -6,7 +6,7 @@
     out.logps, out.signal_mask, out.sequence_logps, out.entropy, out.nfe
 
 Registered: ``one_step`` (diffu-GRPO), ``coupled`` (coupled-GRPO), ``masked_elbo`` (uni-GRPO),
-``mc_elbo`` (Monte-Carlo sequence ELBO), ``trace`` (TraceRL). See docs/likelihood.md.
+``mc_elbo`` (Monte-Carlo sequence ELBO), ``trace`` (TraceRL), ``vrpo_elbo`` (VRPO). See docs/likelihood.md.
 """
 
 from dlrl.likelihood.base import (
@@ -21,6 +21,7 @@ from dlrl.likelihood.masked_elbo import MaskedELBOEstimator
 from dlrl.likelihood.mc_elbo import MCELBOEstimator
 from dlrl.likelihood.one_step import OneStepEstimator
 from dlrl.likelihood.trace import TraceEstimator
+from dlrl.likelihood.vrpo_elbo import VRPOELBOEstimator
 
 __all__ = [
     "ESTIMATORS",
@@ -31,6 +32,7 @@ __all__ = [
     "MaskedELBOEstimator",
     "OneStepEstimator",
     "TraceEstimator",
+    "VRPOELBOEstimator",
     "gathered_logprobs",
     "register_estimator",
     "selected_logprobs",

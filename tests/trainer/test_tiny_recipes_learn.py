@@ -42,3 +42,13 @@ def test_tiny_recipe_raises_task_accuracy(algo, tmp_path):
     # 4 rollouts = two passes over the 16 problems, so both means see every problem equally
     first, last = sum(acc[:4]) / 4, sum(acc[-4:]) / 4
     assert last > first + 0.06, acc  # measured: ≈0.10 → 0.21–0.30 depending on the algorithm
+
+
+# TraceRL (i18b): the same seeded check, its recipe scoring each completion along its decode trace
+# (shrink 4: 3 scoring rows per completion). Measured: 0.105 → 0.281 (lr 3e-4, seed 0).
+LEARNING_RATE["trace_rl"] = 3e-4
+
+
+@pytest.mark.slow
+def test_tiny_trace_rl_recipe_raises_task_accuracy(tmp_path):
+    test_tiny_recipe_raises_task_accuracy("trace_rl", tmp_path)
