@@ -54,9 +54,11 @@ class VRPOTrainer:
         self.model, self.optimizer = acc.prepare(module, build_optimizer(module, args))
         self.scheduler = acc.prepare(build_scheduler(self.optimizer, args))
         self.global_step = 0
+        from dlrl.trainer.tracking import resolve_report_to
+
         self.logger = MetricsLogger(
             args.output_dir, enabled=acc.is_main_process, jsonl=args.log_jsonl,
-            tensorboard="tensorboard" in (args.report_to or []), append=args.resume,
+            trackers=resolve_report_to(args.report_to), append=args.resume,
         )  # fmt: skip
 
     def pairs_for(self, step: int, micro: int) -> list[dict]:
