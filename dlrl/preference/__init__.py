@@ -65,7 +65,9 @@ def build_vrpo_trainer(
         from dlrl.preference.data import pairs_from_task
 
         records = pairs_from_task(records, seed=ds.seed)
-    return VRPOTrainer(model, tokenizer, records, config, lora=recipe.lora)
+    trainer = VRPOTrainer(model, tokenizer, records, config, lora=recipe.lora)
+    trainer.base_model = recipe.model.path  # named in checkpoints and adapter metadata
+    return trainer
 
 
 def run_recipe(

@@ -27,6 +27,7 @@ from dlrl.preference.config import VRPOConfig
 from dlrl.preference.data import check_records, collate_pairs
 from dlrl.preference.loss import dpo_loss
 from dlrl.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from dlrl.trainer.final_model import save_final_model
 from dlrl.trainer.metrics import MetricsLogger, format_metrics, reduce_across_ranks
 from dlrl.trainer.reference import ReferencePolicy
 from dlrl.trainer.setup import build_accelerator, build_optimizer, build_scheduler
@@ -117,6 +118,7 @@ class VRPOTrainer:
                 save_checkpoint(self, self.global_step)
         bar.close()
         save_checkpoint(self, self.global_step)
+        save_final_model(self)  # RUN/model (+ RUN/adapter under LoRA), as `dlrl train` writes for GRPO
         self.logger.close()
         return last
 

@@ -259,7 +259,12 @@ class PolicyScoring:
 
 @torch.no_grad()
 def fill_old_and_ref(
-    scoring: PolicyScoring, batch: RolloutBatch, need_old: bool, need_ref: bool, mu: int, old_entropy: bool = False
+    scoring: PolicyScoring,
+    batch: RolloutBatch,
+    need_old: bool,
+    need_ref: bool,
+    mu: int,
+    old_entropy: bool = False,
 ):
     """π_old once per rollout for each μ-iteration's noise and π_ref, as the estimator's whole
     output per micro-batch (what an objective may need: per-token and sequence values, extras).

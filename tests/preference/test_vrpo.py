@@ -113,6 +113,7 @@ def test_tiny_vrpo_recipe_raises_held_out_preference(tmp_path):
     trainer.train()
     acc1, margin1, gap1 = _policy_preference(trainer, held_out)
     print(f"held-out preference accuracy {acc1:.3f}, margin {margin1:.3f}, ELBO gap {gap0:.2f} → {gap1:.2f}")
+    assert (tmp_path / "model" / "config.json").is_file()  # the final model, as `dlrl train` writes it
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 20 and all(math.isfinite(r["loss"]) for r in rows)
     # measured (seed 0): accuracy 0 → 0.75, margin 0 → 1.29, gap 14.2 → 20.6
