@@ -6,7 +6,7 @@
     out.logps, out.signal_mask, out.sequence_logps, out.entropy, out.nfe
 
 Registered: ``one_step`` (diffu-GRPO), ``coupled`` (coupled-GRPO), ``masked_elbo`` (uni-GRPO),
-``mc_elbo`` (Monte-Carlo sequence ELBO), ``trace`` (TraceRL). See docs/likelihood.md.
+``mc_elbo`` (Monte-Carlo sequence ELBO), ``trace`` (TraceRL), ``block_elbo`` (SPG). See docs/likelihood.md.
 """
 
 from dlrl.likelihood.base import (
@@ -15,6 +15,7 @@ from dlrl.likelihood.base import (
     LikelihoodOutput,
     register_estimator,
 )
+from dlrl.likelihood.block_elbo import BlockELBOEstimator
 from dlrl.likelihood.coupled import CoupledEstimator
 from dlrl.likelihood.logprob import gathered_logprobs, selected_logprobs
 from dlrl.likelihood.masked_elbo import MaskedELBOEstimator
@@ -23,6 +24,7 @@ from dlrl.likelihood.one_step import OneStepEstimator
 from dlrl.likelihood.trace import TraceEstimator
 
 __all__ = [
+    "BlockELBOEstimator",
     "ESTIMATORS",
     "CoupledEstimator",
     "LikelihoodEstimator",
