@@ -79,6 +79,7 @@ SPG = register(
         estimator="block_elbo",
         defaults=dict(
             # spg/slurm_scripts/spg_mix/gsm_base_spg_mix_beta1.5_weight0.5.sbatch and train.yaml
+            estimator_options={"num_t": 2, "block_length": 32, "eubo_beta": 1.5, "p_mask_prompt": 0.15},
             num_generations=6,
             per_device_train_batch_size=6,
             gradient_accumulation_steps=2,

@@ -40,6 +40,26 @@ from dlrl.likelihood.base import LikelihoodEstimator, finish, register_estimator
 STREAM_BLOCK, STREAM_COUNT, STREAM_POS, STREAM_PROMPT = 51, 52, 53, 54
 
 
+def sandwich_bounds(
+    logp: torch.Tensor, masked: torch.Tensor, length: torch.Tensor, beta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eqs. (1)–(2) from scored draws: ``logp`` [K, B, Lc] (log p_θ of each token under draw j,
+    any value where not masked), ``masked`` [K, B, Lc] bool (M_j, real tokens only), ``length``
+    [B] = |o|. Returns the ELBO's per-token shares [B, Lc] (summing to L(o)) and U(o) [B].
+    """
+    K = logp.shape[0]
+    logp = torch.where(masked, logp, torch.zeros_like(logp))
+    n = masked.sum(-1, keepdim=True).clamp(min=1).to(logp.dtype)  # |M_j| [K, B, 1]
+    per_token = (logp / n).sum(0) / K  # Eq. (1)
+    t = masked.sum(-1, keepdim=True).to(logp.dtype) / length[None, :, None].clamp(min=1).to(logp.dtype)
+    powered = torch.where(masked, torch.exp(beta * logp), torch.zeros_like(logp))  # p^β on M_j
+    a = (powered / t.clamp(min=1e-8)).sum(0) / K  # a_k [B, Lc]
+    hit = masked.any(0)  # T
+    log_a = torch.log(torch.where(hit, a, torch.ones_like(a)))
+    eubo = (log_a * hit).sum(-1) / hit.sum(-1).clamp(min=1) / beta  # Eq. (2)
+    return per_token, eubo
+
+
 @register_estimator("block_elbo")
 @dataclass(kw_only=True)
 class BlockELBOEstimator(LikelihoodEstimator):
@@ -47,14 +67,15 @@ class BlockELBOEstimator(LikelihoodEstimator):
 
     Options (SPG's defaults: ``spg/slurm_scripts/spg_mix/*.sbatch`` and ``train.yaml``):
         num_t: K, masked canvases per completion (2).
-        block_length: the rollout's block length (32); the canvas length must be a multiple.
+        block_length: the rollout's block length (SPG: 32; set it in ``estimator_options``: an
+            estimator does not see the rollout config); None = one block spanning the canvas.
         min_t, max_t: range of the masked fraction of the chosen block (0, 1).
         eubo_beta: β of the upper bound (1.5 for GSM8K/MATH, 2.0 Countdown, 1.0 Sudoku).
         p_mask_prompt: probability of masking each real prompt token (0.15, ``use_mask_prompt``).
     """
 
     num_t: int = 2
-    block_length: int = 32
+    block_length: int | None = None
     min_t: float = 0.0
     max_t: float = 1.0
     eubo_beta: float = 1.5
@@ -62,7 +83,7 @@ class BlockELBOEstimator(LikelihoodEstimator):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.num_t < 1 or self.block_length < 1:
+        if self.num_t < 1 or (self.block_length is not None and self.block_length < 1):
             raise ConfigError(f"block_elbo num_t={self.num_t} and block_length={self.block_length} must be ≥ 1")
         if not 0.0 <= self.min_t <= self.max_t <= 1.0:
             raise ConfigError(f"block_elbo needs 0 ≤ min_t ≤ max_t ≤ 1; got {self.min_t}, {self.max_t}")
@@ -79,7 +100,7 @@ class BlockELBOEstimator(LikelihoodEstimator):
         """Masks [K, B, Lc] (bool, CPU) for ``completion_mask`` [B, Lc]."""
         cmask = completion_mask.cpu().bool()
         B, Lc = cmask.shape
-        bl = self.block_length
+        bl = self.block_length or Lc
         if Lc % bl:
             raise ConfigError(
                 f"block_elbo block_length={bl} must divide the completion length {Lc} (gen_length)"
@@ -125,15 +146,7 @@ class BlockELBOEstimator(LikelihoodEstimator):
         logp, ent = self._score(batch, rows, noised, real.reshape(K * B, Lc), noised_prompt, return_entropy)
         logp = logp.view(K, B, Lc)
         real_d = real.to(dev)
-        n = real_d.sum(-1, keepdim=True).clamp(min=1).float()  # |M_j| [K, B, 1]
-        per_token = (logp / n).sum(0) / K  # Eq. (1), token shares
-        # Eq. (2): t_j = |M_j| / |o|; p^β = exp(β log p) on masked real tokens only
-        t = real_d.sum(-1, keepdim=True).float() / batch.completion_mask.sum(-1).clamp(min=1).float()
-        powered = torch.where(real_d, torch.exp(self.eubo_beta * logp), torch.zeros_like(logp))
-        a = (powered / t.clamp(min=1e-8)).sum(0) / K  # [B, Lc]
-        hit = real_d.any(0)
-        log_a = torch.log(torch.where(hit, a, torch.ones_like(a)))
-        eubo = (log_a * hit).sum(-1) / hit.sum(-1).clamp(min=1) / self.eubo_beta
+        per_token, eubo = sandwich_bounds(logp, real_d, batch.completion_mask.sum(-1), self.eubo_beta)
         entropy = None
         if ent is not None:
             entropy = (ent.view(K, B, Lc) * real_d).sum(0) / real_d.sum(0).clamp(min=1)
