@@ -79,12 +79,13 @@ SPG = register(
         estimator="block_elbo",
         defaults=dict(
             # spg/slurm_scripts/spg_mix/gsm_base_spg_mix_beta1.5_weight0.5.sbatch and train.yaml
-            estimator_options={"num_t": 2, "block_length": 32, "eubo_beta": 1.5, "p_mask_prompt": 0.15},
+            estimator_options=dict(num_t=2, block_length=32, eubo_beta=1.5, p_mask_prompt=0.15),
             num_generations=6,
             per_device_train_batch_size=6,
             gradient_accumulation_steps=2,
             num_iterations=4,
             beta=0.0,
+            temperature=0.9,  # spg/diffu_grpo_config.py:187
             learning_rate=3e-6,
             max_grad_norm=0.2,
             weight_decay=0.1,
