@@ -1,7 +1,6 @@
 """Registered algorithms. Importing this package registers every built-in one."""
 
-from dlrl.algorithms import coupled_grpo, diffu_grpo, igpo, uni_grpo, wd1  # noqa: F401
-from dlrl.algorithms import espo, spg  # noqa: F401  (i18a)
+from dlrl.algorithms import coupled_grpo, diffu_grpo, espo, igpo, spg, uni_grpo, wd1  # noqa: F401
 from dlrl.algorithms.base import (
     ALGORITHMS,
     Algorithm,

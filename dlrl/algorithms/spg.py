@@ -52,7 +52,9 @@ class SPGOptions:
             raise ConfigError(f"beta={cfg.beta}: SPG has no KL term (the reference raises too); set beta: 0")
 
 
-def sandwich_bound(lower: torch.Tensor, upper: torch.Tensor | None, advantages: torch.Tensor, options) -> torch.Tensor:
+def sandwich_bound(
+    lower: torch.Tensor, upper: torch.Tensor | None, advantages: torch.Tensor, options
+) -> torch.Tensor:
     """B [B] of Eqs. (3)–(4): ``lower`` L [B] where A > 0, the chosen bound elsewhere."""
     if options.bound == "elbo":
         negative = lower
@@ -70,7 +72,9 @@ def spg_objective(x: ObjectiveInputs, cfg) -> LossTerms:
     adv = x.advantages.to(x.logps.dtype)
     bound = sandwich_bound(x.estimate.sequence_logps, x.estimate.extras.get("eubo"), adv, x.options)
     per_token = (-adv * bound)[:, None].expand_as(x.logps)
-    return LossTerms(per_token, ratio=torch.ones_like(x.logps).detach(), clipped=torch.zeros_like(x.mask), kl=None)
+    return LossTerms(
+        per_token, ratio=torch.ones_like(x.logps).detach(), clipped=torch.zeros_like(x.mask), kl=None
+    )
 
 
 SPG = register(

@@ -191,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="dlrl bench algorithms", description=__doc__.splitlines()[0])
     p.add_argument("--algorithms", nargs="+", default=None, help="default: every registered algorithm")
-    p.add_argument("--steps", type=int, default=40, help="optimizer steps per arm (μ = 2: half as many rollouts)")
+    p.add_argument(
+        "--steps", type=int, default=40, help="optimizer steps per arm (μ = 2: half as many rollouts)"
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--batch", type=int, default=64, help=f"completions per step ({GROUP} per prompt)")
     p.add_argument("--lr", type=float, default=3e-4, help="learning rate of every arm")
@@ -228,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarise(results)
     table = format_table(rows)
     (out / "algorithms.md").write_text(table + "\n")
-    (out / "algorithms.json").write_text(json.dumps({"args": vars(args), "results": results, "rows": rows}, indent=1))
+    (out / "algorithms.json").write_text(
+        json.dumps({"args": vars(args), "results": results, "rows": rows}, indent=1)
+    )
     figure = plot_curves(results, out / "reward_curves.png")
     print(table)
     print(f"wrote {out / 'algorithms.md'}, {out / 'algorithms.json'}, {figure}")

@@ -84,7 +84,9 @@ class BlockELBOEstimator(LikelihoodEstimator):
     def __post_init__(self):
         super().__post_init__()
         if self.num_t < 1 or (self.block_length is not None and self.block_length < 1):
-            raise ConfigError(f"block_elbo num_t={self.num_t} and block_length={self.block_length} must be ≥ 1")
+            raise ConfigError(
+                f"block_elbo num_t={self.num_t} and block_length={self.block_length} must be ≥ 1"
+            )
         if not 0.0 <= self.min_t <= self.max_t <= 1.0:
             raise ConfigError(f"block_elbo needs 0 ≤ min_t ≤ max_t ≤ 1; got {self.min_t}, {self.max_t}")
         if not self.eubo_beta > 0:

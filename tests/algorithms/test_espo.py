@@ -17,7 +17,9 @@ def test_clipped_sequence_ratio_and_k2_kl_by_hand():
     elbo = torch.tensor([-10.0, -20.0], requires_grad=True)
     old, ref = torch.tensor([-12.0, -20.0]), torch.tensor([-11.0, -18.0])
     adv, length = torch.tensor([1.0, -1.0]), torch.tensor([10.0, 10.0])
-    loss, ratio, clipped, kl = espo_losses(elbo, old, ref, adv, length, epsilon_low=0.2, epsilon_high=0.2, beta=0.1)
+    loss, ratio, clipped, kl = espo_losses(
+        elbo, old, ref, adv, length, epsilon_low=0.2, epsilon_high=0.2, beta=0.1
+    )
     # ρ_0 = e^{0.2} ≈ 1.221 > 1.2 with A > 0: clipped to 1.2; ρ_1 = 1. KL_i = Δ² / (2L) = 0.05, 0.2
     torch.testing.assert_close(ratio, torch.tensor([0.2, 0.0]).exp())
     torch.testing.assert_close(kl, torch.tensor([0.05, 0.2]))
@@ -49,7 +51,9 @@ def test_objective_places_one_loss_per_sequence(normalise, length):
     cfg = SimpleNamespace(epsilon=0.2, epsilon_high=None, beta=0.0)
     terms = espo_objective(x, cfg)
     lengths = torch.tensor([length, 4.0])  # row 1 is full, so both normalisers give 4 there
-    expected = espo_losses(elbo, elbo - 0.4, None, x.advantages, lengths, epsilon_low=0.2, epsilon_high=0.2, beta=0.0)[0]
+    expected = espo_losses(
+        elbo, elbo - 0.4, None, x.advantages, lengths, epsilon_low=0.2, epsilon_high=0.2, beta=0.0
+    )[0]
     loss = reduce_loss(terms.per_token, mask, Normaliser.for_batch("sequence_mean", mask, 4))
     torch.testing.assert_close(loss, expected.mean())
 
@@ -61,7 +65,9 @@ def test_options_are_checked(tmp_path):
 
 def test_a_step_with_old_and_reference_passes(tiny, records, toy_reward, tmp_path):
     model, tok = tiny
-    cfg = make_config(tmp_path, algorithm="espo", num_iterations=2, beta=0.01, max_steps=2, learning_rate=1e-2)
+    cfg = make_config(
+        tmp_path, algorithm="espo", num_iterations=2, beta=0.01, max_steps=2, learning_rate=1e-2
+    )
     assert cfg.estimator_options == {"num_samples": 2, "antithetic": True, "sampler": "count"}
     trainer = DiffusionGRPOTrainer(model, tok, [toy_reward], records, cfg)
     before = [p.detach().clone() for p in model.parameters()]

@@ -18,7 +18,9 @@ def test_bounds_by_hand_on_one_three_token_row():
     elbo = ((math.log(0.5) + math.log(0.25)) / 2 + math.log(0.8)) / 2  # Eq. (1): mean of per-draw means
     torch.testing.assert_close(per_token.sum(), torch.tensor(elbo))
     # Eq. (2), β = 1: t_1 = 2/3, t_2 = 1/3; a = ½·(0.5·3/2, 0.25·3/2, 0.8·3) = (0.375, 0.1875, 1.2)
-    torch.testing.assert_close(eubo[0], torch.tensor((math.log(0.375) + math.log(0.1875) + math.log(1.2)) / 3))
+    torch.testing.assert_close(
+        eubo[0], torch.tensor((math.log(0.375) + math.log(0.1875) + math.log(1.2)) / 3)
+    )
     _, eubo2 = sandwich_bounds(logp, masked, torch.tensor([3]), beta=2.0)
     a2 = (0.5 * 0.25 * 1.5, 0.5 * 0.0625 * 1.5, 0.5 * 0.64 * 3)  # ½ · p² / t
     torch.testing.assert_close(eubo2[0], torch.tensor(sum(map(math.log, a2)) / 3 / 2))
