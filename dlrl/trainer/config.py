@@ -14,6 +14,7 @@ caller did not pass, so ``DiffusionGRPOConfig(algorithm="wd1")`` in Python equal
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
@@ -270,6 +271,7 @@ class DiffusionGRPOConfig(GRPOConfig):
 _dataclass_init = DiffusionGRPOConfig.__init__
 
 
+@functools.wraps(_dataclass_init)  # keeps the dataclass signature for help() and IDEs
 def _init_recording_explicit(self, *args, **kwargs):
     move_deprecated_keys(kwargs)  # igpo_* / wd1_* keep working, with a warning
     # Which fields the caller passed: the algorithm's defaults fill only the others.

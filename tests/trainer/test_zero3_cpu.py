@@ -104,7 +104,7 @@ def test_igpo_zero3_ranks_that_disagree_on_inpainting_do_not_hang(tmp_path):
     recipe = recipe.replace(
         "rewards/toy.py:distinct_chars_reward", f"{tmp_path / 'rank_reward.py'}:rank_reward"
     )
-    recipe += "igpo_free_tail: 2\nigpo_chunk_min: 2\nigpo_chunk_max: 3\n"
+    recipe += "algorithm_options: {{free_tail: 2, chunk_min: 2, chunk_max: 3}}\n"  # str.format-ed
     rows = _launch(tmp_path, "zero3", recipe)
     assert [r["step"] for r in rows] == [1, 2]
     # metrics are the run's: rank 0's groups are all wrong, rank 1's all right
