@@ -48,6 +48,12 @@ class SPGOptions:
             raise ConfigError(f"algorithm_options.bound={self.bound!r}; valid: {', '.join(BOUNDS)}")
         if not 0.0 <= self.mix_weight <= 1.0:
             raise ConfigError(f"algorithm_options.mix_weight={self.mix_weight} must lie in [0, 1]")
+        block = (cfg.estimator_options or {}).get("block_length")
+        if cfg.estimator in (None, "block_elbo") and block not in (None, cfg.block_length):
+            raise ConfigError(
+                f"estimator_options.block_length={block} must equal block_length={cfg.block_length}: "
+                "SPG's masks follow the rollout's blocks (set both)"
+            )
         if cfg.beta != 0.0:
             raise ConfigError(f"beta={cfg.beta}: SPG has no KL term (the reference raises too); set beta: 0")
 

@@ -50,14 +50,16 @@ def test_options_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="bound='upper'; valid: mix, eubo, elbo"):
         make_config(tmp_path, algorithm="spg", algorithm_options={"bound": "upper"})
     with pytest.raises(ConfigError, match="beta=0.04"):
-        make_config(tmp_path, algorithm="spg", beta=0.04)
+        make_config(tmp_path, algorithm="spg", beta=0.04, estimator_options={"block_length": 8})
+    with pytest.raises(ConfigError, match="block_length=32 must equal block_length=8"):
+        make_config(tmp_path, algorithm="spg")  # the default estimator_options say 32, as SPG's rollouts
     cfg = make_config(tmp_path, algorithm="spg", estimator_options={"block_length": 8})
     assert cfg.loss_type == "bnpo" and cfg.scale_rewards == "none"  # the reference's settings
 
 
 def test_a_step_trains_without_old_or_reference_passes(tiny, records, toy_reward, tmp_path):
     model, tok = tiny
-    cfg = make_config(tmp_path, algorithm="spg", num_iterations=2, max_steps=2, learning_rate=1e-2,
+    cfg = make_config(tmp_path, algorithm="spg", num_iterations=2, max_steps=2, learning_rate=1e-2, block_length=4,
                       estimator_options={"num_t": 2, "block_length": 4, "p_mask_prompt": 0.0})  # fmt: skip
     trainer = DiffusionGRPOTrainer(model, tok, [toy_reward], records, cfg)
     before = [p.detach().clone() for p in model.parameters()]
