@@ -14,7 +14,7 @@ import sys
 from dlrl.errors import DLRLError
 
 EXIT_USAGE = 2
-BENCHES = ("rollout", "likelihood", "rewards", "igpo", "step", "reward_model")
+BENCHES = ("rollout", "likelihood", "rewards", "igpo", "step", "reward_model", "algorithms")
 
 
 def _train_parser(prog: str) -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(
             __doc__.strip()
-            + "\n\ncommands: train, sft, eval, export, bench {rollout,likelihood,rewards,igpo,step,reward_model}, plot, demo, serve-reward-model"
+            + "\n\ncommands: train, sft, eval, export, bench {rollout,likelihood,rewards,igpo,step,reward_model,algorithms}, plot, demo, serve-reward-model"
         )
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]

@@ -3,8 +3,10 @@
 from dlrl.algorithms import (  # noqa: F401
     coupled_grpo,
     diffu_grpo,
+    espo,
     igpo,
-    trace_rl,  # noqa: F401
+    spg,
+    trace_rl,
     uni_grpo,
     wd1,
 )

@@ -6,7 +6,8 @@
     out.logps, out.signal_mask, out.sequence_logps, out.entropy, out.nfe
 
 Registered: ``one_step`` (diffu-GRPO), ``coupled`` (coupled-GRPO), ``masked_elbo`` (uni-GRPO),
-``mc_elbo`` (Monte-Carlo sequence ELBO), ``trace`` (TraceRL), ``vrpo_elbo`` (VRPO). See docs/likelihood.md.
+``mc_elbo`` (Monte-Carlo sequence ELBO), ``trace`` (TraceRL), ``vrpo_elbo`` (VRPO), ``block_elbo`` (SPG).
+See docs/likelihood.md.
 """
 
 from dlrl.likelihood.base import (
@@ -15,6 +16,7 @@ from dlrl.likelihood.base import (
     LikelihoodOutput,
     register_estimator,
 )
+from dlrl.likelihood.block_elbo import BlockELBOEstimator
 from dlrl.likelihood.coupled import CoupledEstimator
 from dlrl.likelihood.logprob import gathered_logprobs, selected_logprobs
 from dlrl.likelihood.masked_elbo import MaskedELBOEstimator
@@ -24,6 +26,7 @@ from dlrl.likelihood.trace import TraceEstimator
 from dlrl.likelihood.vrpo_elbo import VRPOELBOEstimator
 
 __all__ = [
+    "BlockELBOEstimator",
     "ESTIMATORS",
     "CoupledEstimator",
     "LikelihoodEstimator",

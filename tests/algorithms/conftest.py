@@ -1,3 +1,3 @@
 """Reuse the trainer tests' tiny-model fixtures."""
 
-from tests.trainer.conftest import records, tiny  # noqa: F401
+from tests.trainer.conftest import records, tiny, toy_reward  # noqa: F401
