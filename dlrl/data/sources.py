@@ -71,6 +71,11 @@ def _load_dataset(name, config, split, revision, streaming, num_samples) -> list
     return ds.to_list()
 
 
+def read_local(p: Path, split: str) -> list[dict]:
+    """Rows of a local file (``.json``/``.jsonl``/``.csv``/``.parquet``) or ``save_to_disk`` directory."""
+    return _from_disk(p, split) if p.is_dir() else _read_file(p, split)
+
+
 def _from_disk(p: Path, split: str) -> list[dict]:
     from datasets import DatasetDict, load_from_disk
 

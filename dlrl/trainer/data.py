@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ def load_records(spec, base_dir: Path | None = None) -> list[dict]:
 
     ``spec.task`` → ``dlrl.tasks.make_train_set`` (the train half of ``make_splits(…, 200)``: no
     prompt of the held-out set ``dlrl eval``/``dlrl demo`` score); ``spec.path`` → .json / .jsonl /
-    .parquet or a ``datasets.save_to_disk`` directory (relative paths: cwd first, then the recipe's
+    .csv / .parquet or a ``datasets.save_to_disk`` directory (relative paths: cwd first, then the recipe's
     folder); ``spec.name`` → ``datasets.load_dataset`` (``dlrl.data``); ``spec.preset`` → the
     preset's source and prompt format; ``spec.columns`` renames columns first.
     """
@@ -29,7 +28,9 @@ def load_records(spec, base_dir: Path | None = None) -> list[dict]:
         n = spec.num_samples or 256
         records = make_train_set(spec.task, n, seed=spec.seed, strict=False, **(spec.task_options or {}))
     else:
-        records = _read_path(_resolve(spec.path, base_dir), spec.split)
+        from dlrl.data.sources import read_local
+
+        records = read_local(_resolve(spec.path, base_dir), spec.split)
         if spec.num_samples:
             records = records[: spec.num_samples]
     if not records:
@@ -71,31 +72,6 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
     if not alt.exists():
         raise DLRLError(f"dataset path {path!r} does not exist (looked in . and {base_dir})")
     return alt
-
-
-def _read_path(p: Path, split: str) -> list[dict]:
-    if p.is_dir():
-        from datasets import DatasetDict, load_from_disk
-
-        ds = load_from_disk(str(p))
-        if isinstance(ds, DatasetDict):
-            if split not in ds:
-                raise DLRLError(f"dataset {str(p)!r} has no split {split!r}; splits: {', '.join(ds)}")
-            ds = ds[split]
-        return ds.to_list()
-    suffix = p.suffix.lower()
-    if suffix == ".jsonl":
-        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-    if suffix == ".json":
-        data = json.loads(p.read_text())
-        return data[split] if isinstance(data, dict) and split in data else data
-    if suffix == ".parquet":
-        from datasets import Dataset
-
-        return Dataset.from_parquet(str(p)).to_list()
-    raise DLRLError(
-        f"dataset {str(p)!r}: unsupported format {suffix!r}; use .json, .jsonl, .parquet or a save_to_disk dir"
-    )
 
 
 def is_conversational(prompt) -> bool:
