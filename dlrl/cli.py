@@ -14,7 +14,7 @@ import sys
 from dlrl.errors import DLRLError
 
 EXIT_USAGE = 2
-BENCHES = ("rollout", "likelihood", "rewards", "igpo")
+BENCHES = ("rollout", "likelihood", "rewards", "igpo", "step")
 
 
 def _train_parser(prog: str) -> argparse.ArgumentParser:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(
             __doc__.strip()
-            + "\n\ncommands: train, sft, eval, bench {rollout,likelihood,rewards,igpo}, plot, demo"
+            + "\n\ncommands: train, sft, eval, bench {rollout,likelihood,rewards,igpo,step}, plot, demo"
         )
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]

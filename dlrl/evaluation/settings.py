@@ -11,8 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from dlrl.errors import ConfigError
+from dlrl.rollout.config import REMASKING, RolloutConfig
 
-STRATEGIES = ("random", "low_confidence", "margin", "entropy", "threshold")
+STRATEGIES = REMASKING  # the one list (dlrl.rollout.strategies.SCORERS)
 LABELS = {
     "random": "vanilla (random)",
     "low_confidence": "top-prob",
@@ -50,8 +51,11 @@ class DecodingSetting:
             self.threshold = 0.9
         if self.num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1, got {self.num_samples}")
+        RolloutConfig(**self.generate_kwargs())  # the sampler's own checks, named after its keys
         if self.name is None:
-            self.name = LABELS[self.remasking] + (f" T={self.temperature:g}" if self.temperature else "")
+            self.name = LABELS.get(self.remasking, self.remasking) + (
+                f" T={self.temperature:g}" if self.temperature else ""
+            )
 
     def generate_kwargs(self) -> dict:
         skip = ("name", "num_samples")

@@ -61,6 +61,8 @@ class LLaDANorm(nn.Module):
         xf = x.float()
         if self.kind == "default":
             xf = F.layer_norm(xf, xf.shape[-1:], eps=self.eps)
+        elif _FUSED_RMS_NORM:  # one fused kernel where torch has it; the same formula as below
+            xf = F.rms_norm(xf, xf.shape[-1:], eps=self.eps)
         else:
             xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         x = xf.to(dtype)
@@ -92,6 +94,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, full_preci
     return (x * cos.to(x.dtype) + rotated * sin.to(x.dtype)).to(dtype)
 
 
+_FUSED_RMS_NORM = hasattr(F, "rms_norm")
 _ACT = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
 
 
@@ -119,6 +122,59 @@ class LLaDALlamaBlock(GradientCheckpointingLayer):
             self.k_norm = LLaDANorm(config, kv_dim, config.attention_layer_norm_with_affine)
         self.act = _ACT[config.activation_type]
 
+    def fuse_projections(self) -> bool:
+        """Store q/k/v (and gate/up) weights as adjacent rows of one tensor, so inference runs one
+        [d → 3d] and one [d → 2·hidden] GEMM instead of five (M = B·L rows fill the GPU better).
+
+        The parameters keep their names, shapes and identities (``.data`` becomes a view of the
+        fused storage), so checkpoints, optimizers and peft see the official layout. Returns False
+        (and changes nothing) when a projection is not a plain ``nn.Linear`` (e.g. peft-wrapped).
+        """
+        groups = []
+        for names in _FUSED_GROUPS:
+            mods = [getattr(self, n) for n in names]
+            if not all(type(m) is nn.Linear for m in mods):
+                return False
+            groups.append((names, mods))
+        self.unfuse_projections()
+        for names, mods in groups:
+            with torch.no_grad():
+                w = torch.cat([m.weight.data for m in mods])
+                b = torch.cat([m.bias.data for m in mods]) if all(m.bias is not None for m in mods) else None
+            off = 0
+            for m in mods:
+                n = m.weight.shape[0]
+                m.weight.data = w[off : off + n]
+                if b is not None:
+                    m.bias.data = b[off : off + n]
+                off += n
+            if any(m.bias is not None for m in mods) and b is None:
+                continue
+            self._fused[names] = (w, b)
+        return True
+
+    def unfuse_projections(self) -> None:
+        """Give every projection its own storage again (what safetensors needs to save)."""
+        for names, _ in getattr(self, "_fused", {}).items():
+            for n in names:
+                m = getattr(self, n)
+                target = m.get_base_layer() if hasattr(m, "get_base_layer") else m
+                target.weight.data = target.weight.data.clone()
+                if target.bias is not None:
+                    target.bias.data = target.bias.data.clone()
+        self._fused = {}
+
+    def _project(self, names: tuple[str, ...], h: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``h`` through the projections ``names``: one fused GEMM when the fused storage is still
+        the parameters' storage and no gradient is needed, else one GEMM each (same values)."""
+        mods = [getattr(self, n) for n in names]
+        fused = getattr(self, "_fused", {}).get(names)
+        if fused is not None and _fused_valid(fused, mods):
+            if not (torch.is_grad_enabled() and any(m.weight.requires_grad for m in mods)):
+                out = F.linear(h, *fused)
+                return out.split([m.out_features for m in mods], dim=-1)
+        return tuple(m(h) for m in mods)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -126,13 +182,14 @@ class LLaDALlamaBlock(GradientCheckpointingLayer):
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         past: KV | None = None,
-        cache_splice: tuple[int, int] | None = None,
-    ) -> tuple[torch.Tensor, KV]:
+        cache_positions: torch.Tensor | None = None,
+        return_kv: bool = False,
+    ) -> tuple[torch.Tensor, KV | None]:
         cfg = self.config
         B, L, _ = x.shape
         H, Hkv, hd = cfg.n_heads, cfg.effective_n_kv_heads, cfg.d_model // cfg.n_heads
         h = self.attn_norm(x)
-        q, k, v = self.q_proj(h), self.k_proj(h), self.v_proj(h)
+        q, k, v = self._project(("q_proj", "k_proj", "v_proj"), h)
         if cfg.attention_layer_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         q = q.view(B, L, H, hd).transpose(1, 2)
@@ -143,22 +200,50 @@ class LLaDALlamaBlock(GradientCheckpointingLayer):
             k = apply_rope(k, cos, sin, cfg.rope_full_precision)
         if past is not None:
             pk, pv = past
-            if cache_splice is None:  # prefix cache: the queries follow the cached keys
+            if cache_positions is None:  # prefix cache: the queries follow the cached keys
                 k, v = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
-            else:  # dual cache: the queries replace positions [s, e) of a full-canvas cache
-                s, e = cache_splice
-                k = torch.cat((pk[:, :, :s], k, pk[:, :, e:]), dim=2)
-                v = torch.cat((pv[:, :, :s], v, pv[:, :, e:]), dim=2)
-        present = (k, v)
-        if Hkv != H:
-            k = k.repeat_interleave(H // Hkv, dim=1)
-            v = v.repeat_interleave(H // Hkv, dim=1)
+            else:  # the queries are canvas positions of a full-canvas cache: overwrite them in place
+                pk.index_copy_(2, cache_positions, k.to(pk.dtype))
+                pv.index_copy_(2, cache_positions, v.to(pv.dtype))
+                k, v = pk, pv
+        present = (k.contiguous(), v.contiguous()) if return_kv and past is None else (k, v)
         dropout = cfg.attention_dropout if self.training else 0.0
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=False)
+        att = _sdpa(q, k, v, attn_mask, dropout, H // Hkv)
         x = x + self.attn_out(att.transpose(1, 2).reshape(B, L, cfg.d_model))
         h = self.ff_norm(x)
-        x = x + self.ff_out(self.act(self.ff_proj(h)) * self.up_proj(h))
-        return x, present
+        gate, up = self._project(("ff_proj", "up_proj"), h)
+        x = x + self.ff_out(self.act(gate) * up)
+        return x, present if return_kv else None
+
+
+_FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("ff_proj", "up_proj"))
+# SDPA broadcasts grouped K/V heads itself from torch 2.5 (``enable_gqa``); older releases repeat them.
+_SDPA_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2] if p.isdigit()) >= (2, 5)
+
+
+def _fused_valid(fused, mods) -> bool:
+    """The fused tensor still backs every parameter (reloading or ``weight.data = …`` breaks it)."""
+    w, b = fused
+    off = 0
+    for m in mods:
+        if type(m) is not nn.Linear:  # wrapped (peft LoRA): its own forward adds the adapter
+            return False
+        n = m.weight.shape[0]
+        if m.weight.data_ptr() != w[off].data_ptr() or m.weight.dtype != w.dtype:
+            return False
+        if b is not None and m.bias.data_ptr() != b[off:].data_ptr():
+            return False
+        off += n
+    return off == w.shape[0]
+
+
+def _sdpa(q, k, v, attn_mask, dropout: float, groups: int) -> torch.Tensor:
+    if groups > 1 and not _SDPA_GQA:
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    kwargs = {"enable_gqa": True} if groups > 1 and _SDPA_GQA else {}
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=False, **kwargs
+    )
 
 
 class LLaDAPreTrainedModel(PreTrainedModel):
@@ -205,12 +290,18 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
 
     Cache arguments (used only by the rollout engine's approximate modes):
       * ``past_key_values`` — per-layer ``(k, v)`` [B, H_kv, L_past, hd];
-      * ``cache_splice=(s, e)`` — the queries are canvas positions [s, e) and replace those
-        positions of a full-canvas cache (dual cache); without it they are appended (prefix cache);
+      * ``cache_splice=(s, e)`` or a long tensor of canvas positions [L_q] — the queries are those
+        positions of a full-canvas cache and their keys/values are **written into it in place**
+        (no per-layer copy of the whole cache; dual: the block, prefix: block + suffix); without it
+        the queries are appended to the cached keys;
       * ``attention_mask`` [B, L_keys] always covers the whole key sequence.
 
     ``logits_to_keep=n`` (transformers' convention) computes logits for the last n positions only,
-    so estimators never pay for the prompt's [B, P, V] logits.
+    so estimators never pay for the prompt's [B, P, V] logits; ``logits_index`` (long [n], query
+    positions) computes them at exactly those positions (the rollout's current block).
+
+    After :meth:`fuse_projections` (opt-in), inference (no gradient) runs fused q/k/v and gate/up
+    GEMMs over the same parameters; the state dict keeps the official names and shapes.
     """
 
     def __init__(self, config: LLaDAConfig):
@@ -234,28 +325,37 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         past_key_values: list[KV] | tuple[KV, ...] | None = None,
         use_cache: bool = False,
-        cache_splice: tuple[int, int] | None = None,
+        cache_splice: tuple[int, int] | torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         logits_to_keep: int = 0,
+        logits_index: torch.Tensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         cfg, tr = self.config, self.model.transformer
         x = inputs_embeds if inputs_embeds is not None else tr.wte(input_ids)
         B, L = x.shape[:2]
         past_len = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        cache_positions = None
         if cache_splice is not None:
-            s, e = cache_splice
-            if past_key_values is None or e - s != L:
+            if isinstance(cache_splice, torch.Tensor):
+                cache_positions = cache_splice.to(device=x.device, dtype=torch.long)
+            else:
+                cache_positions = torch.arange(*cache_splice, device=x.device)
+            if past_key_values is None or cache_positions.numel() != L:
                 raise ValueError(
-                    f"cache_splice={cache_splice} needs a full-canvas cache and {e - s} query tokens"
+                    f"cache_splice needs a full-canvas cache and {cache_positions.numel()} query tokens, got {L}"
                 )
-            key_len, q_start = past_len, s
+            key_len = past_len
         else:
-            key_len, q_start = past_len + L, past_len
+            key_len = past_len + L
         if attention_mask is not None and attention_mask.dim() == 2 and attention_mask.shape[1] != key_len:
             raise ValueError(f"attention_mask covers {attention_mask.shape[1]} keys, expected {key_len}")
         if position_ids is None:
-            position_ids = self._positions(attention_mask, B, key_len, x.device)[:, q_start : q_start + L]
+            all_pos = self._positions(attention_mask, B, key_len, x.device)
+            if cache_positions is not None:
+                position_ids = all_pos.index_select(1, cache_positions)
+            else:
+                position_ids = all_pos[:, past_len : past_len + L]
         attn_mask = self._sdpa_mask(attention_mask, x.dtype)
         if cfg.input_emb_norm:
             x = x * cfg.d_model**0.5
@@ -264,10 +364,12 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         presents = []
         for i, block in enumerate(tr.blocks):
             past = None if past_key_values is None else past_key_values[i]
-            x, kv = block(x, cos, sin, attn_mask, past, cache_splice)
+            x, kv = block(x, cos, sin, attn_mask, past, cache_positions, use_cache)
             if use_cache:
                 presents.append(kv)
-        if logits_to_keep:  # only the last positions (the completion) need the [*, V] head
+        if logits_index is not None:  # only the positions the caller reads need the [*, V] head
+            x = x.index_select(1, logits_index)
+        elif logits_to_keep:  # only the last positions (the completion)
             x = x[:, -logits_to_keep:]
         x = tr.ln_f(x)
         weight = tr.wte.weight if cfg.weight_tying else tr.ff_out.weight
@@ -276,6 +378,37 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         if cfg.scale_logits:
             logits = logits * (1.0 / math.sqrt(cfg.d_model))
         return CausalLMOutputWithPast(logits=logits, **{KV_FIELD: tuple(presents) if use_cache else None})
+
+    def fuse_projections(self) -> bool:
+        """Opt-in, for inference (rollouts, evaluation, benchmarks): store every block's q/k/v and
+        gate/up weights as one tensor each (see :meth:`LLaDALlamaBlock.fuse_projections`); kept
+        across ``.to()``. Parameters then share storage, which safetensors refuses to save:
+        ``save_pretrained`` unfuses around the save; elsewhere call :meth:`unfuse_projections` first.
+        Returns False when a block could not be fused (e.g. peft-wrapped projections)."""
+        self._fuse_requested = True
+        return all([block.fuse_projections() for block in self.model.transformer.blocks])
+
+    def unfuse_projections(self) -> None:
+        self._fuse_requested = False
+        for block in self.model.transformer.blocks:
+            block.unfuse_projections()
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to()/.half()/.cuda() give every parameter new storage: fuse again into the new layout
+        out = super()._apply(fn, *args, **kwargs)
+        if getattr(self, "_fuse_requested", False):
+            self.fuse_projections()
+        return out
+
+    def save_pretrained(self, *args, **kwargs):
+        fused = getattr(self, "_fuse_requested", False)
+        if fused:
+            self.unfuse_projections()
+        try:
+            return super().save_pretrained(*args, **kwargs)
+        finally:
+            if fused:
+                self.fuse_projections()
 
     def _positions(self, attention_mask, batch: int, length: int, device) -> torch.Tensor:
         """[B, length] positions of the full key sequence; real tokens count from 0 when masked."""

@@ -19,6 +19,7 @@ biases, and parameters that ZeRO-3 has not gathered.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -55,10 +56,15 @@ def _mergeable(layer: nn.Module, adapters: list[str]) -> bool:
 
 @contextlib.contextmanager
 @torch.no_grad()
-def merged_lora(model: nn.Module) -> Iterator[MergeReport]:
+def merged_lora(model: nn.Module, persistent: bool = False) -> Iterator[MergeReport]:
     """Within the block, every mergeable peft LoRA layer of ``model`` runs as one plain projection
     with weight W + Σ_a s_a·B_a·A_a over its active adapters; on exit the original W and the
-    layer's adapter path come back unchanged. A model without LoRA passes through untouched."""
+    layer's adapter path come back unchanged. A model without LoRA passes through untouched.
+
+    ``persistent=True`` keeps each merged tensor between calls and rewrites it in place, so the
+    merged weights sit at the same addresses every rollout and captured CUDA graphs stay valid
+    (the default allocates fresh tensors: new addresses → recapture). Costs the merged copy's
+    memory between rollouts too."""
     report, restore = MergeReport(), []
     try:
         for layer in _lora_layers(model):
@@ -69,7 +75,7 @@ def merged_lora(model: nn.Module) -> Iterator[MergeReport]:
                 report.unmerged += 1
                 continue
             weight = layer.get_base_layer().weight
-            merged = weight.data.clone()
+            merged = _merge_buffer(layer, weight) if persistent else weight.data.clone()
             for a in adapters:
                 merged += layer.get_delta_weight(a).to(merged.dtype)
             restore.append((layer, weight, weight.data, list(layer.merged_adapters)))
@@ -82,3 +88,15 @@ def merged_lora(model: nn.Module) -> Iterator[MergeReport]:
         for layer, weight, original, adapters in reversed(restore):
             weight.data = original
             layer.merged_adapters[:] = adapters
+
+
+_BUFFERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _merge_buffer(layer: nn.Module, weight: torch.Tensor) -> torch.Tensor:
+    """A copy of ``weight`` in a buffer reused across calls (held in a weak dict keyed by the layer,
+    outside the module, so copies and saves of the model never carry it)."""
+    buf = _BUFFERS.get(layer)
+    if buf is None or buf.shape != weight.shape or buf.dtype != weight.dtype or buf.device != weight.device:
+        buf = _BUFFERS[layer] = torch.empty_like(weight.data)
+    return buf.copy_(weight.data)

@@ -4,14 +4,16 @@
   does. Cost per step ∝ P + G.
 * ``prefix`` (Fast-dLLM, Wu et al. 2025, §3.2) — the first step of a block runs the full canvas
   and keeps the keys/values of everything left of the block; the block's later steps run only
-  [block | later blocks] against that cache. Approximate: the prefix's keys stop seeing the block's
-  newly committed tokens until the next block starts. Cost per step ∝ G − offset.
+  [block | later blocks] against that cache (their own keys/values are written into the cache in
+  place). Approximate: the prefix's keys stop seeing the block's newly committed tokens until the
+  next block starts. Cost per step ∝ G − offset.
 * ``dual`` (Fast-dLLM DualCache) — as ``prefix`` but the keys/values right of the block are cached
-  too, so later steps run only the block's Lb tokens. Slightly more approximate (the masked suffix
+  too, so later steps run only the block's Lb tokens (written into the cache in place, never a
+  per-layer concatenation of the whole cache). Slightly more approximate (the masked suffix
   is frozen within a block; it is all masks, so it changes little). Cost per step ∝ Lb.
 
 Both cache modes recompute the cache at every block start, so errors do not accumulate across
-blocks. Canvas tensors are "model batch" tensors: with classifier-free guidance the batch is
+blocks. Every mode computes the LM head on the current block's positions only. Canvas tensors are "model batch" tensors: with classifier-free guidance the batch is
 [conditional rows; unconditional rows] (prompt replaced by masks), 2B rows.
 """
 
@@ -86,9 +88,10 @@ def _combine(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
 
 
 def full_forward(
-    dlm: MaskedDLM, x: torch.Tensor, canvas: Canvas, cfg_scale: float, keep: int, use_cache: bool
+    dlm: MaskedDLM, x: torch.Tensor, canvas: Canvas, cfg_scale: float, block: torch.Tensor, use_cache: bool
 ) -> tuple[torch.Tensor, KVCache | None]:
-    """Whole-canvas forward: logits of the last ``keep`` positions [B, keep, V] (+ the KV cache)."""
+    """Whole-canvas forward → logits of the canvas positions ``block`` (long [Lb], a device tensor)
+    [B, Lb, V] (+ the KV cache). The native model runs its LM head on those positions only."""
     x_in = model_batch(x, canvas, cfg_scale, dlm.mask_token_id)
     if use_cache:
         out = dlm.forward_cached(
@@ -96,7 +99,7 @@ def full_forward(
             attention_mask=canvas.attn4,
             position_ids=canvas.positions,
             use_cache=True,
-            logits_to_keep=keep,
+            logits_index=block,
         )
         return _combine(out.logits, cfg_scale), list(output_kv(out))
     kwargs = {}
@@ -104,7 +107,12 @@ def full_forward(
         kwargs = {"attention_mask": canvas.attn4, "position_ids": canvas.positions}
     elif canvas.attn2 is not None:
         kwargs = {"attention_mask": canvas.attn2}
-    return _combine(dlm.logits(x_in, logits_to_keep=keep, **kwargs), cfg_scale), None
+    if dlm.supports_kv_cache:  # native: head on the block only
+        logits = dlm.module(input_ids=x_in, logits_index=block, **kwargs).logits
+    else:  # other families: completion logits (aligned), then the block's rows
+        P = canvas.prompt_length
+        logits = dlm.logits(x_in, logits_to_keep=x.shape[1] - P, **kwargs).index_select(1, block - P)
+    return _combine(logits, cfg_scale), None
 
 
 def cached_forward(
@@ -112,35 +120,31 @@ def cached_forward(
     x: torch.Tensor,
     canvas: Canvas,
     cfg_scale: float,
-    mode: str,
-    start: int,
-    end: int,
+    queries: torch.Tensor,
+    block_length: int,
     kv: KVCache,
 ) -> torch.Tensor:
-    """Logits [B, end − start, V] of the block [start, end) using a cache from :func:`full_forward`."""
-    x_in = model_batch(x, canvas, cfg_scale, dlm.mask_token_id)
+    """Logits [B, Lb, V] of the block using a full-canvas cache from :func:`full_forward`.
+
+    ``queries`` (long [Lq], device) are the canvas positions recomputed this step — the block
+    (``dual``) or block + suffix (``prefix``) — starting with the block's ``block_length``
+    positions. Their keys/values are written into ``kv`` in place.
+    """
+    x_in = model_batch(x, canvas, cfg_scale, dlm.mask_token_id).index_select(1, queries)
     pos = canvas.positions
-    if mode == "prefix":
-        past = [(k[:, :, :start], v[:, :, :start]) for k, v in kv]
-        out = dlm.forward_cached(
-            x_in[:, start:],
-            attention_mask=canvas.attn4,
-            position_ids=None if pos is None else pos[:, start:],
-            past_key_values=past,
-        )
-        logits = out.logits[:, : end - start]
-    elif mode == "dual":
-        out = dlm.forward_cached(
-            x_in[:, start:end],
-            attention_mask=canvas.attn4,
-            position_ids=None if pos is None else pos[:, start:end],
-            past_key_values=kv,
-            cache_splice=(start, end),
-        )
-        logits = out.logits
-    else:
-        raise ValueError(f"unknown cache={mode!r}")
-    return _combine(logits, cfg_scale)
+    out = dlm.forward_cached(
+        x_in,
+        attention_mask=canvas.attn4,
+        position_ids=None if pos is None else pos.index_select(1, queries),
+        past_key_values=kv,
+        cache_splice=queries,
+        logits_index=None if queries.numel() == block_length else _first(block_length, queries.device),
+    )
+    return _combine(out.logits, cfg_scale)
+
+
+def _first(n: int, device) -> torch.Tensor:
+    return torch.arange(n, device=device)
 
 
 class KVStore:

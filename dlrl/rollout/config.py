@@ -1,17 +1,22 @@
-"""``RolloutConfig``: every sampler option, named exactly like the keyword arguments of ``generate``.
+"""``RolloutConfig``: the one definition of the sampler options, named exactly like the keyword
+arguments of ``generate``.
 
-The trainer embeds this dataclass in its own config; per-batch data (prompts, fixed tokens, seeds)
-is passed to :meth:`RolloutEngine.generate` instead.
+Everything else derives from these fields: the trainer passes every option its config holds
+under the same name (:func:`rollout_options`), the evaluation settings validate through this class,
+and the CUDA-graph key (:func:`graph_key`) covers every field not marked ``graph_key=False`` — so a
+new option is part of the key unless someone decides it cannot change a captured step. Per-batch
+data (prompts, fixed tokens, seeds) is passed to :meth:`RolloutEngine.generate` instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from dlrl.errors import ConfigError
 from dlrl.rollout.schedule import steps_per_block
+from dlrl.rollout.strategies import SCORERS
 
-REMASKING = ("random", "low_confidence", "margin", "entropy", "threshold")
+REMASKING = tuple(SCORERS)
 CACHE_MODES = ("none", "prefix", "dual")
 CUDA_GRAPH_MODES = ("auto", "on", "off")
 
@@ -42,7 +47,7 @@ class RolloutConfig:
 
     gen_length: int = 256
     block_length: int = 32
-    steps: int = 128
+    steps: int = field(default=128, metadata={"graph_key": False})  # counts/step index are graph inputs
     temperature: float = 0.0
     remasking: str = "low_confidence"
     threshold: float | None = None
@@ -50,10 +55,10 @@ class RolloutConfig:
     top_p: float | None = None
     cfg_scale: float = 0.0
     cache: str = "none"
-    stop_at_eos: bool = True
+    stop_at_eos: bool = field(default=True, metadata={"graph_key": False})  # decided between blocks
     suppress_eos: bool = False
-    cuda_graphs: str = "auto"
-    progress: bool = False
+    cuda_graphs: str = field(default="auto", metadata={"graph_key": False})
+    progress: bool = field(default=False, metadata={"graph_key": False})
 
     def __post_init__(self) -> None:
         self.validate()
@@ -85,6 +90,34 @@ class RolloutConfig:
             raise ConfigError(f"top_p must be None or in (0, 1], got {self.top_p!r}")
         if not self.cfg_scale >= 0:
             raise ConfigError(f"cfg_scale must be >= 0, got {self.cfg_scale!r}")
+
+
+def graph_key(cfg: RolloutConfig) -> tuple:
+    """The sampler options a captured step depends on: every field of ``cfg``'s class except those
+    whose metadata says ``graph_key=False`` (so a newly added option is in the key by default)."""
+    return tuple((f.name, getattr(cfg, f.name)) for f in fields(cfg) if f.metadata.get("graph_key", True))
+
+
+# Trainer-config names of rollout options whose TRL/d1 name differs from ``generate``'s.
+TRAINER_NAMES = {"steps": "diffusion_steps"}
+
+
+def rollout_options(source, names: dict[str, str] = TRAINER_NAMES) -> dict:
+    """The ``generate`` keyword arguments held by ``source`` (e.g. the trainer config): every
+    :class:`RolloutConfig` field that ``source`` has, under ``names[field]`` or its own name.
+
+    TRL conventions are normalised: ``top_k=0`` and ``top_p=1.0`` mean "off" (None).
+    """
+    out = {}
+    for f in fields(RolloutConfig):
+        attr = names.get(f.name, f.name)
+        if hasattr(source, attr):
+            out[f.name] = getattr(source, attr)
+    if "top_k" in out and not out["top_k"]:
+        out["top_k"] = None
+    if out.get("top_p") is not None and out["top_p"] >= 1.0:
+        out["top_p"] = None
+    return out
 
 
 def _choice(name: str, value, choices: tuple[str, ...]) -> None:

@@ -24,9 +24,9 @@ from dlrl.models import as_masked_dlm
 from dlrl.models.llada import LLaDAModelLM
 from dlrl.rollout.cache import Canvas
 from dlrl.rollout.config import RolloutConfig
-from dlrl.rollout.cuda_graphs import GraphCache
+from dlrl.rollout.cuda_graphs import GraphCache, bucket_batch, bucket_prompt, graph_cache_of, plan_capture
 from dlrl.rollout.denoise import BlockRunner
-from dlrl.rollout.inputs import check_fixed, check_prompt, make_generators
+from dlrl.rollout.inputs import check_fixed, check_prompt, max_length, row_seeds
 
 
 @dataclass
@@ -54,11 +54,8 @@ class RolloutOutput:
         return self.sequences[:, self.prompt_length :]
 
 
-_GRAPHS_ATTR = "_dlrl_rollout_graphs"
-
-
 class RolloutEngine:
-    """Reusable sampler for one model; holds captured CUDA graphs between calls.
+    """Reusable sampler for one model; captured CUDA graphs persist between calls.
 
     Args:
         model: a ``dlrl.models`` model (possibly peft/DeepSpeed-wrapped) or a ``MaskedDLM``.
@@ -69,22 +66,12 @@ class RolloutEngine:
         self.model = as_masked_dlm(model)
         self.config = config if config is not None else RolloutConfig()
         self.config.validate()
-        self._graphs: GraphCache | None = None
 
     @property
     def graphs(self) -> GraphCache:
-        """Captured steps, shared by every engine of this module (``generate`` builds one per call).
-
-        Stored on the module itself so the graphs live and die with the weights they point at.
-        """
-        if self._graphs is None:
-            module = self.model.module
-            cache = module.__dict__.get(_GRAPHS_ATTR)
-            if cache is None:
-                cache = GraphCache(enabled=True)
-                module.__dict__[_GRAPHS_ATTR] = cache
-            self._graphs = cache
-        return self._graphs
+        """Captured steps of this module, shared by every engine (``generate`` builds one per
+        call); kept in a weak dictionary outside the module (see :func:`graph_cache_of`)."""
+        return graph_cache_of(self.model.module)
 
     def reset_graphs(self) -> None:
         """Forget captured graphs (e.g. before freeing or replacing the weights)."""
@@ -105,16 +92,25 @@ class RolloutEngine:
 
         ``fixed_ids``/``fixed_mask`` [B, G] inpaint completion positions (never masked or
         overwritten); ``seed`` (int → row i uses seed + i, or one int per row) makes rows
-        reproducible independently of the batch they are in.
+        reproducible independently of the batch they are in (and of CUDA graphs).
         """
         cfg = self._config(overrides)
         dlm = self.model
         device = dlm.device
         input_ids, prompt_mask = check_prompt(dlm, input_ids, attention_mask, cfg.gen_length, device)
-        B, P = input_ids.shape
+        B, P0 = input_ids.shape
         G = cfg.gen_length
         fixed_ids, fixed_mask = check_fixed(dlm, fixed_ids, fixed_mask, B, G, device)
-        gens = make_generators(seed, B, device)
+        seeds = row_seeds(seed, B, device)
+        if cfg.cache != "none" and not dlm.supports_kv_cache:
+            raise ConfigError(f"cache={cfg.cache!r} needs the native LLaDA model; use cache='none'")
+        bucket = self._capture_bucket(cfg, B, P0, device)
+        if bucket is not None:  # round the prompt width up so batches of similar prompts share graphs
+            input_ids, prompt_mask = _left_pad(
+                input_ids, prompt_mask, bucket_prompt(P0, G, max_length(dlm)), dlm.pad_token_id
+            )
+            self.graphs.check_weights(dlm.module)
+        P = input_ids.shape[1]
 
         x = torch.cat((input_ids, input_ids.new_full((B, G), dlm.mask_token_id)), dim=1)
         if fixed_mask is not None:
@@ -122,13 +118,8 @@ class RolloutEngine:
         unmask = torch.full((B, G), -1, dtype=torch.long, device=device)
         native = isinstance(dlm.core, LLaDAModelLM)
         canvas = Canvas.build(prompt_mask, G, cfg.cfg_scale > 0, native)
-        if cfg.cache != "none" and not dlm.supports_kv_cache:
-            raise ConfigError(f"cache={cfg.cache!r} needs the native LLaDA model; use cache='none'")
-        graphs = self._use_graphs(cfg, gens, device)
-        if graphs:
-            self.graphs.check_weights(dlm.module)
 
-        run = BlockRunner(dlm, cfg, P, self.graphs if graphs else None)
+        run = BlockRunner(dlm, cfg, P, self.graphs if bucket is not None else None, bucket)
         done = torch.zeros(B, dtype=torch.bool)
         bar = _progress(cfg)
         for b in range(cfg.num_blocks):
@@ -139,8 +130,8 @@ class RolloutEngine:
             idx = rows.to(device)
             xa = x[idx] if subset else x
             ua = unmask[idx] if subset else unmask
-            ga = None if gens is None else [gens[i] for i in rows.tolist()]
-            last = run.block(b, xa, ua, _select_rows(canvas, idx, B) if subset else canvas, ga, bar)
+            sa = seeds[idx] if subset else seeds
+            last = run.block(b, xa, ua, _select_rows(canvas, idx, B) if subset else canvas, sa, bar)
             if subset:
                 x[idx], unmask[idx] = xa, ua
             if cfg.stop_at_eos and dlm.eos_token_id is not None:
@@ -148,8 +139,9 @@ class RolloutEngine:
                 done |= _finish_rows(x, unmask, done, P, end, last, dlm.eos_token_id, dlm.mask_token_id)
         if bar is not None:
             bar.close()
-        completion_mask = _through_first(x[:, P:], dlm.eos_token_id)
-        return RolloutOutput(x, unmask, completion_mask, run.nfe, P)
+        x = x[:, P - P0 :]  # drop the bucketing pad columns: the caller's prompt width comes back
+        completion_mask = _through_first(x[:, P0:], dlm.eos_token_id)
+        return RolloutOutput(x, unmask, completion_mask, run.nfe, P0)
 
     def _config(self, overrides: dict) -> RolloutConfig:
         if not overrides:
@@ -160,11 +152,24 @@ class RolloutEngine:
             raise ConfigError(f"unknown rollout option(s) {unknown}; valid: {', '.join(sorted(names))}")
         return replace(self.config, **overrides)
 
-    def _use_graphs(self, cfg: RolloutConfig, gens, device: torch.device) -> bool:
-        if cfg.cuda_graphs == "off" or device.type != "cuda":
-            return False
-        # per-row generators cannot be replayed inside a graph; greedy steps never draw from them
-        return gens is None or (cfg.temperature == 0 and cfg.remasking != "random")
+    @staticmethod
+    def _capture_bucket(cfg: RolloutConfig, batch: int, prompt: int, device: torch.device) -> int | None:
+        """Batch bucket to capture at, or None for eager (CPU, ``off``, or compute-bound in ``auto``)."""
+        if device.type != "cuda" or not torch.cuda.is_available():
+            return None
+        rows = 2 * batch if cfg.cfg_scale > 0 else batch
+        tokens = {"none": prompt + cfg.gen_length, "prefix": cfg.gen_length // 2, "dual": cfg.block_length}
+        bucket = plan_capture(cfg.cuda_graphs, rows, tokens[cfg.cache])
+        return None if bucket is None else bucket_batch(batch)
+
+
+def _left_pad(ids: torch.Tensor, mask: torch.Tensor, width: int, pad_id: int | None):
+    """Left-pad prompts ``ids``/``mask`` [B, P] to ``width`` columns (masked out)."""
+    extra = width - ids.shape[1]
+    if extra <= 0:
+        return ids, mask
+    ids = torch.cat((ids.new_full((ids.shape[0], extra), pad_id or 0), ids), dim=1)
+    return ids, torch.cat((mask.new_zeros(mask.shape[0], extra), mask), dim=1)
 
 
 def _finish_rows(

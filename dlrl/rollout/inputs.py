@@ -73,16 +73,22 @@ def check_fixed(dlm: MaskedDLM, fixed_ids, fixed_mask, batch: int, gen_length: i
     return fixed_ids, mask
 
 
-def make_generators(seed, batch: int, device: torch.device) -> list[torch.Generator] | None:
-    """``seed`` → one ``torch.Generator`` per row (int s → row i seeded s + i); None → global RNG."""
+def row_seeds(seed, batch: int, device: torch.device) -> torch.Tensor:
+    """``seed`` → long [B] row seeds on ``device`` for the counter-based noise
+    (:class:`dlrl.rollout.sampling.NoiseKey`): int s → row i gets s + i; a list gives one per row;
+    None → fresh seeds from torch's global (CPU) RNG, so ``torch.manual_seed`` reproduces them."""
     if seed is None:
-        return None
-    if isinstance(seed, int) and not isinstance(seed, bool):
+        seeds = torch.randint(0, 2**62, (batch,)).tolist()
+    elif isinstance(seed, int) and not isinstance(seed, bool):
         seeds = [seed + i for i in range(batch)]
-    elif isinstance(seed, (list, tuple)) and all(isinstance(s, int) for s in seed):
+    elif isinstance(seed, (list, tuple)) and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in seed
+    ):
         if len(seed) != batch:
             raise ConfigError(f"seed is a list of {len(seed)} ints but the batch has {batch} rows")
         seeds = list(seed)
     else:
         raise ConfigError(f"seed must be None, an int, or a list of ints (one per row), got {seed!r}")
-    return [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    if any(not -(2**63) <= s < 2**63 for s in seeds):
+        raise ConfigError("seed values must fit in a signed 64-bit integer")
+    return torch.tensor(seeds, dtype=torch.long, device=device)

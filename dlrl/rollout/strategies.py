@@ -17,37 +17,62 @@ per-row Python loop, so a CUDA graph can capture it and ``k`` may differ per row
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
+from dlrl.rollout.sampling import STREAM_ORDER, NoiseKey
+
 NEG_INF = float("-inf")
+
+
+def _random(logits: torch.Tensor, x0: torch.Tensor, noise: NoiseKey | None) -> torch.Tensor:
+    if noise is None:
+        raise ValueError("remasking='random' needs a NoiseKey (row seeds, step, positions)")
+    return noise.uniform(1, STREAM_ORDER)[..., 0].float()
+
+
+def _low_confidence(logits: torch.Tensor, x0: torch.Tensor, noise) -> torch.Tensor:
+    p = torch.softmax(logits, dim=-1)
+    return p.gather(-1, x0.unsqueeze(-1)).squeeze(-1).float()
+
+
+def _margin(logits: torch.Tensor, x0: torch.Tensor, noise) -> torch.Tensor:
+    top2 = torch.softmax(logits, dim=-1).topk(2, dim=-1).values.float()
+    return top2[..., 0] - top2[..., 1]
+
+
+def _entropy(logits: torch.Tensor, x0: torch.Tensor, noise) -> torch.Tensor:
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return (logp.exp() * logp).nan_to_num(0.0).sum(-1)  # = −H; masked-out (−inf) logits give 0·−inf
+
+
+# The one list of remasking strategies: RolloutConfig, the trainer config and the evaluation
+# settings all read their valid names from here. A new strategy = one scorer here + its docs.
+SCORERS: dict[str, Callable[[torch.Tensor, torch.Tensor, NoiseKey | None], torch.Tensor]] = {
+    "random": _random,
+    "low_confidence": _low_confidence,
+    "margin": _margin,
+    "entropy": _entropy,
+    "threshold": _low_confidence,  # p(x̂), with k raised by select(threshold=τ)
+}
 
 
 def score(
     logits: torch.Tensor,
     x0: torch.Tensor,
     remasking: str,
-    generators: list[torch.Generator] | None = None,
+    noise: NoiseKey | None = None,
 ) -> torch.Tensor:
     """Confidence per position, float32 [B, Lb] (higher = commit first).
 
     ``logits`` [B, Lb, V] are the block's logits only; the softmax runs in the logits' dtype, as the
-    reference sampler does, so a float32 model ranks exactly like it.
+    reference sampler does, so a float32 model ranks exactly like it. ``random`` draws its scores
+    from the counter-based ``noise`` (an independent stream from the token proposals).
     """
-    if remasking == "random":
-        B, Lb = x0.shape
-        if generators is None:
-            return torch.rand(B, Lb, device=x0.device)
-        return torch.stack([torch.rand(Lb, device=x0.device, generator=g) for g in generators])
-    if remasking in ("low_confidence", "threshold"):
-        p = torch.softmax(logits, dim=-1)
-        return p.gather(-1, x0.unsqueeze(-1)).squeeze(-1).float()
-    if remasking == "margin":
-        top2 = torch.softmax(logits, dim=-1).topk(2, dim=-1).values.float()
-        return top2[..., 0] - top2[..., 1]
-    if remasking == "entropy":
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        return (logp.exp() * logp).nan_to_num(0.0).sum(-1)  # = −H; masked-out (−inf) logits give 0·−inf
-    raise ValueError(f"unknown remasking={remasking!r}")
+    if remasking not in SCORERS:
+        raise ValueError(f"unknown remasking={remasking!r}")
+    return SCORERS[remasking](logits, x0, noise)
 
 
 def select(

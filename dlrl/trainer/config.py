@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from dlrl.errors import ConfigError
+from dlrl.rollout.config import CACHE_MODES, CUDA_GRAPH_MODES, REMASKING  # the one definition
 
-REMASKING = ("low_confidence", "random", "margin", "entropy", "threshold")
-CACHE_MODES = ("none", "prefix", "dual")
 LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo", "token_mean", "sequence_mean", "group_sum")
 SCALE_REWARDS = ("group", "batch", "none")
 ON_REWARD_ERROR = ("zero", "raise")
@@ -215,7 +214,7 @@ class DiffusionGRPOConfig(GRPOConfig):
         """Refuse values that would otherwise fail deep inside a run."""
         _choice("remasking", self.remasking, REMASKING)
         _choice("cache", self.cache, CACHE_MODES)
-        _choice("cuda_graphs", self.cuda_graphs, ("auto", "on", "off"))
+        _choice("cuda_graphs", self.cuda_graphs, CUDA_GRAPH_MODES)
         _choice("loss_type", self.loss_type, LOSS_TYPES)
         _choice("on_reward_error", self.on_reward_error, ON_REWARD_ERROR)
         _choice("importance_sampling_level", self.importance_sampling_level, ("token", "sequence"))

@@ -189,6 +189,7 @@ class DiffusionGRPOTrainer:
         from trl.models.utils import unwrap_model_for_generation
 
         from dlrl.rollout.backends import get_backend
+        from dlrl.rollout.config import rollout_options
 
         a = self.args
         generate = get_backend(a.rollout_backend)
@@ -200,12 +201,8 @@ class DiffusionGRPOTrainer:
             merged_lora(unwrapped) if a.rollout_merge_lora else nullcontext(),
         ):
             unwrapped.eval()
-            out = generate(
-                self.dlm(unwrapped), prompt_ids, prompt_mask,
-                gen_length=a.gen_length, block_length=a.block_length, steps=a.diffusion_steps,
-                temperature=a.temperature, remasking=a.remasking, threshold=a.threshold,
-                top_k=a.top_k or None, top_p=a.top_p if a.top_p is not None and a.top_p < 1.0 else None,
-                cfg_scale=a.cfg_scale, cache=a.cache, cuda_graphs=a.cuda_graphs,
+            out = generate(  # every RolloutConfig option the recipe holds (dlrl.rollout.config)
+                self.dlm(unwrapped), prompt_ids, prompt_mask, **rollout_options(a),
                 fixed_ids=fixed_ids, fixed_mask=fixed_mask, seed=seeds,
             )  # fmt: skip
         self.model.train(was_training)

@@ -1,7 +1,8 @@
 """GPU-only checks of the CUDA-graph path: captured rollouts equal eager ones, token for token.
 
-Skipped without CUDA (CI has none). Run on a GPU machine with ``bash scripts/gpu_check.sh OUT tests`` (or
-``pytest tests/gpu``); docs/benchmarks.md records when they last ran.
+Skipped without CUDA (CI has none). On a GPU machine ``pytest tests/gpu``; ``scripts/gpu_check.sh``
+runs the same checks without pytest (dlrl.bench.gpu_check's correctness phase). Prompts are 32 wide,
+so the captured path's prompt bucketing adds no pad columns and both arms see the same canvas.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dlrl.models import apply_lora
 from dlrl.models.lora_merge import merged_lora
 from dlrl.models.tiny import build_random_tiny
 from dlrl.rollout import generate
-from dlrl.rollout.engine import _GRAPHS_ATTR
+from dlrl.rollout.cuda_graphs import graph_cache_of
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -28,14 +29,13 @@ def model():
     return m.cuda().eval()
 
 
-def prompts(batch: int, length: int = 12, seed: int = 0) -> torch.Tensor:
+def prompts(batch: int, length: int = 32, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.randint(5, 100, (batch, length), generator=gen).cuda()
 
 
 def graphs_of(model) -> int:
-    cache = model.__dict__.get(_GRAPHS_ATTR)
-    return 0 if cache is None else cache.num_graphs
+    return graph_cache_of(model).num_graphs
 
 
 def both(model, ids, **kw):
@@ -55,10 +55,23 @@ def assert_same(eager, *others):
 @pytest.mark.parametrize("cache", ["none", "prefix", "dual"])
 @pytest.mark.parametrize("remasking", ["low_confidence", "margin", "entropy", "random"])
 def test_captured_rollouts_equal_eager(model, batch, cache, remasking):
-    seed = 7 if remasking == "random" else None  # per-row generators run the selection eagerly
-    eager, captured, replayed = both(model, prompts(batch), cache=cache, remasking=remasking, seed=seed)
+    graph_cache_of(model).reset()
+    kw = dict(cache=cache, remasking=remasking, seed=7, temperature=0.9 if remasking == "random" else 0.0)
+    eager, captured, replayed = both(model, prompts(batch), **kw)
     assert_same(eager, captured, replayed)
-    assert graphs_of(model) > 0  # the graph path really ran
+    assert graphs_of(model) > 0 and graph_cache_of(model).stats.fallbacks == 0  # the graph path really ran
+
+
+@pytest.mark.parametrize("cache", ["none", "dual"])
+def test_seeded_and_unseeded_sampling_under_capture(model, cache):
+    ids = prompts(3)
+    kw = dict(KW, cache=cache, temperature=1.0, top_k=20)
+    assert_same(generate(model, ids, seed=[5, 6, 7], cuda_graphs="off", **kw),
+                generate(model, ids, seed=[5, 6, 7], cuda_graphs="on", **kw))  # fmt: skip
+    torch.manual_seed(1)  # seed=None: row seeds from the global RNG
+    eager = generate(model, ids, cuda_graphs="off", **kw)
+    torch.manual_seed(1)
+    assert_same(eager, generate(model, ids, cuda_graphs="on", **kw))
 
 
 def test_threshold_decoding_and_inpainting_under_capture(model):
@@ -115,3 +128,10 @@ def test_merged_lora_rollouts_under_capture():
         with merged_lora(peft_model) as report:
             assert report.merged == 14
             assert_same(eager, generate(peft_model, ids, cuda_graphs="on", **KW))
+    cache = graph_cache_of(peft_model)
+    with merged_lora(peft_model, persistent=True):
+        generate(peft_model, ids, cuda_graphs="on", **KW)
+    before = cache.stats.captures
+    with merged_lora(peft_model, persistent=True):  # same addresses: replays, no recapture
+        assert_same(eager, generate(peft_model, ids, cuda_graphs="on", **KW))
+    assert cache.stats.captures == before

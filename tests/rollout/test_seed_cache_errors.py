@@ -29,10 +29,15 @@ def test_cached_forward_with_fresh_cache_equals_full_forward(tiny, mode):
     x = torch.cat((ids, torch.randint(5, 100, (2, 16))), dim=1)
     x[:, 10:] = MASK
     canvas = Canvas.build(mask, 16, cfg=False, native=True)
+    block = torch.arange(14, 22)
+    queries = block if mode == "dual" else torch.arange(14, x.shape[1])  # prefix: block + suffix
     with torch.no_grad():
-        logits, kv = full_forward(dlm, x, canvas, 0.0, keep=16, use_cache=True)
-        block = cached_forward(dlm, x, canvas, 0.0, mode, 14, 22, kv)
-    assert torch.allclose(block, logits[:, 8:16], atol=1e-5)
+        logits, kv = full_forward(dlm, x, canvas, 0.0, block, use_cache=True)
+        exact = dlm.logits(x, **{"attention_mask": canvas.attn4, "position_ids": canvas.positions})
+        cached = cached_forward(dlm, x, canvas, 0.0, queries, 8, kv)
+    # the start step's head covers exactly the block, and equals the full head there
+    assert logits.shape == (2, 8, exact.shape[-1]) and torch.allclose(logits, exact[:, 14:22], atol=1e-5)
+    assert torch.allclose(cached, logits, atol=1e-5)
 
 
 @pytest.mark.parametrize("cache", ["prefix", "dual"])
