@@ -67,6 +67,18 @@ class MaskedDLM:
         return isinstance(self.core, LLaDAModelLM)
 
     @property
+    def block_causal(self) -> bool:
+        """True for block-diffusion families (attention causal across blocks)."""
+        return self.family.attention == "block"
+
+    @property
+    def block_size(self) -> int | None:
+        """Tokens per attention block of a block-causal model, else None."""
+        from dlrl.models.families import block_size_of
+
+        return block_size_of(self.family, getattr(self.core, "config", None))
+
+    @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
 

@@ -123,9 +123,7 @@ def _load_module(p: Path, spec: FamilySpec, dtype):
         kwargs["dtype"] = dtype
     try:
         if spec.loader == "native":
-            from dlrl.models.llada import LLaDAModelLM
-
-            return LLaDAModelLM.from_pretrained(str(p), **kwargs)
+            return _native_class(spec).from_pretrained(str(p), **kwargs)
         if spec.loader == "remote":
             from transformers import AutoModel
 
@@ -138,6 +136,17 @@ def _load_module(p: Path, spec: FamilySpec, dtype):
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DLRLError(f"could not load {spec.name} checkpoint from {str(p)!r}: {first}") from None
+
+
+def _native_class(spec: FamilySpec):
+    """dlrl's own implementation of a ``loader="native"`` family."""
+    if spec.name == "sdar":
+        from dlrl.models.sdar import SDARForCausalLM
+
+        return SDARForCausalLM
+    from dlrl.models.llada import LLaDAModelLM
+
+    return LLaDAModelLM
 
 
 def _first(value):

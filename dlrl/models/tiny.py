@@ -87,6 +87,41 @@ def build_random_tiny(seed: int = 0, **overrides):
     return model, tok
 
 
+def tiny_sdar_config(tokenizer, **overrides):
+    """SDAR-architecture (Qwen3 body, block-causal) config with the tiny tokenizer (~1M parameters)."""
+    from dlrl.models.sdar_config import SDARConfig
+
+    fields = dict(
+        vocab_size=-(-len(tokenizer) // 8) * 8,
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        max_position_embeddings=512,
+        rope_theta=10000.0,
+        block_size=4,
+        mask_token_id=tokenizer.mask_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    fields.update(overrides)
+    return SDARConfig(**fields)
+
+
+def build_random_tiny_sdar(seed: int = 0, **overrides):
+    """(tiny SDAR-style block-diffusion model, the embedded tokenizer), reproducible from ``seed``."""
+    import torch
+
+    from dlrl.models.sdar import SDARForCausalLM
+
+    tok = build_tokenizer()
+    torch.manual_seed(seed)
+    return SDARForCausalLM(tiny_sdar_config(tok, **overrides)), tok
+
+
 def save_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     out = Path(out_dir)
     model, tok = build_random_tiny(seed)
