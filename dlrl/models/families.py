@@ -50,10 +50,10 @@ FAMILIES: dict[str, FamilySpec] = {
     "diffusion_gemma": FamilySpec(
         "diffusion_gemma", False, "block", "block_diffusion", None, ("diffusion_gemma",), noise="uniform"
     ),
+    "masked_lm": FamilySpec("masked_lm", False, "full", "auto_masked_lm", None, ()),
     # SDAR / TraDo (Qwen3 body, block-causal; dlrl.models.sdar). The mask token comes from the
     # tokenizer (SDAR's "<|MASK|>") or config.mask_token_id; released chat models use blocks of 4.
     "sdar": FamilySpec("sdar", False, "block", "native", None, ("sdar",), block_size=4),
-    "masked_lm": FamilySpec("masked_lm", False, "full", "auto_masked_lm", None, ()),
 }
 
 

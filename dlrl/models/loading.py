@@ -20,6 +20,8 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 TINY_ALIASES = ("tiny", "dlrl:tiny")
+# A random tiny SDAR-style block-diffusion model (embedded tokenizer), built on first use.
+TINY_SDAR_ALIASES = ("tiny-sdar", "dlrl:tiny-sdar")
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
@@ -28,6 +30,10 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
 
     if str(path) in TINY_ALIASES:
         return TINY_DIR
+    if str(path) in TINY_SDAR_ALIASES:
+        from dlrl.models.tiny import tiny_sdar_dir
+
+        return tiny_sdar_dir()
     p = Path(path).expanduser()
     if not p.exists():
         raise DLRLError(
@@ -48,7 +54,8 @@ def load_tokenizer(path: str | os.PathLike):
     """The tokenizer saved next to the model (``tiny`` → the embedded one)."""
     from transformers import AutoTokenizer
 
-    p = resolve_model_path(path) if str(path) in TINY_ALIASES else Path(path).expanduser()
+    aliased = str(path) in TINY_ALIASES + TINY_SDAR_ALIASES
+    p = resolve_model_path(path) if aliased else Path(path).expanduser()
     if not p.is_dir():
         raise DLRLError(f"tokenizer path {str(path)!r} does not exist")
     try:

@@ -8,10 +8,22 @@ from dataclasses import dataclass
 # would also match the LM head ``model.transformer.ff_out``.
 LLADA_LORA_TARGETS = r".*\.blocks\.\d+\.(q_proj|k_proj|v_proj|attn_out|ff_proj|up_proj|ff_out)"
 
+# The same for SDAR / Qwen3-style bodies (attention and MLP projections, not ``lm_head``).
+SDAR_LORA_TARGETS = r".*\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
+
+
+def default_lora_targets(model) -> str:
+    """Every block projection of ``model``'s architecture (LLaDA's names unless it is SDAR-style)."""
+    from dlrl.models.interface import unwrap_model
+
+    config = getattr(unwrap_model(model), "config", None)
+    return SDAR_LORA_TARGETS if getattr(config, "model_type", None) == "sdar" else LLADA_LORA_TARGETS
+
 
 @dataclass
 class LoraSettings:
-    """Recipe ``lora:`` section. ``target_modules`` None → all block projections of LLaDA."""
+    """Recipe ``lora:`` section. ``target_modules`` None → all block projections of the model's
+    architecture (:func:`default_lora_targets`)."""
 
     r: int = 16
     alpha: int = 32
@@ -30,7 +42,7 @@ def apply_lora(model, settings: LoraSettings | None = None, **overrides):
         r=s.r,
         lora_alpha=s.alpha,
         lora_dropout=s.dropout,
-        target_modules=s.target_modules or LLADA_LORA_TARGETS,
+        target_modules=s.target_modules or default_lora_targets(model),
         bias="none",
     )
     return get_peft_model(model, config)

@@ -122,6 +122,29 @@ def build_random_tiny_sdar(seed: int = 0, **overrides):
     return SDARForCausalLM(tiny_sdar_config(tok, **overrides)), tok
 
 
+def tiny_sdar_dir(seed: int = 0) -> Path:
+    """Directory of the random tiny SDAR model (``model.path: tiny-sdar``), written on first use to
+    ``$DLRL_CACHE`` (default: the system temp dir); the weights are a pure function of ``seed``."""
+    import os
+    import shutil
+    import tempfile
+
+    root = Path(os.environ.get("DLRL_CACHE") or tempfile.gettempdir())
+    out = root / f"dlrl-tiny-sdar-v1-seed{seed}"
+    if (out / "config.json").is_file():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tiny-sdar-"))
+    model, tok = build_random_tiny_sdar(seed)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    try:
+        os.replace(tmp, out)  # atomic: concurrent ranks either win or find the finished copy
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def save_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     out = Path(out_dir)
     model, tok = build_random_tiny(seed)
