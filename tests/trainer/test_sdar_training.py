@@ -30,6 +30,7 @@ def _train(tmp_path, *overrides):
     return trainer, before, rows
 
 
+@pytest.mark.slow
 def test_tiny_sdar_recipe_learns_its_reward(tmp_path):
     trainer, _, rows = _train(tmp_path, "max_steps=16")
     assert trainer.dlm().block_causal
