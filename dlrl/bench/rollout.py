@@ -41,7 +41,7 @@ LLADA_8B = dict(
 # SDAR-1.7B-Chat's architecture (Qwen3-1.7B body; blocks of 4), for GPU figures on random weights.
 SDAR_1_7B = dict(
     vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
-    num_key_value_heads=8, head_dim=128, rope_theta=1000000.0, tie_word_embeddings=True, block_size=4,
+    num_key_value_heads=8, head_dim=128, rope_theta=1000000.0, tie_word_embeddings=False, block_size=4,
     mask_token_id=151669, eos_token_id=151643, pad_token_id=151643,
 )  # fmt: skip
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

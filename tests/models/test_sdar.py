@@ -79,3 +79,20 @@ def test_save_load_roundtrip(tmp_path):
         assert torch.equal(dlm.logits(x), model(x).logits)
         assert torch.allclose(dlm.logits(x, logits_to_keep=4), model(x).logits[:, 4:], atol=1e-6)
     assert as_masked_dlm(model).vocab_size == model.config.vocab_size
+
+
+def test_official_config_fields_parse():
+    """The fields of SDAR-1.7B-Chat's config.json (block_size and mask_token_id included)."""
+    from dlrl.models import SDARConfig
+
+    fields = dict(
+        architectures=["SDARForCausalLM"], attention_bias=False, attention_dropout=0.0,
+        attn_implementation="flex_attention", bos_token_id=151643, eos_token_id=151643, block_size=4,
+        mask_token_id=151669, fuse_cross_entropy=True, head_dim=128, hidden_act="silu", hidden_size=2048,
+        intermediate_size=6144, max_position_embeddings=32768, max_window_layers=28, num_attention_heads=16,
+        num_hidden_layers=28, num_key_value_heads=8, rms_norm_eps=1e-06, rope_scaling=None, rope_theta=1000000,
+        sliding_window=None, tie_word_embeddings=False, use_cache=False, use_sliding_window=False, vocab_size=151936,
+    )  # fmt: skip
+    cfg = SDARConfig(**fields)
+    assert cfg.block_size == 4 and cfg.mask_token_id == 151669 and cfg.rope_theta == 1e6
+    assert cfg.num_key_value_heads == 8 and cfg.head_dim == 128 and not cfg.tie_word_embeddings
