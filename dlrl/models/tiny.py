@@ -124,9 +124,15 @@ def build_random_tiny_sdar(seed: int = 0, **overrides):
 
 def tiny_sdar_dir(seed: int = 0) -> Path:
     """Directory of the random tiny SDAR model (``model.path: tiny-sdar``), written on first use to
-    ``$DLRL_CACHE`` (default: the system temp dir); the weights are a pure function of ``seed``."""
+    ``$DLRL_CACHE`` (default: the system temp dir); the weights are a pure function of ``seed``.
+
+    The copy is written by a clean subprocess (no distributed or DeepSpeed state: under ZeRO-3 a
+    rank's ``save_pretrained`` may write no weights) and moved into place atomically, so concurrent
+    ranks either publish the finished copy or find it."""
     import os
     import shutil
+    import subprocess
+    import sys
     import tempfile
 
     root = Path(os.environ.get("DLRL_CACHE") or tempfile.gettempdir())
@@ -135,19 +141,19 @@ def tiny_sdar_dir(seed: int = 0) -> Path:
         return out
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tiny-sdar-"))
-    model, tok = build_random_tiny_sdar(seed)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "LOCAL_", "WORLD_", "MASTER_", "ACCELERATE_"))}
+    cmd = [sys.executable, "-m", "dlrl.models.tiny", "--arch", "sdar", "--seed", str(seed), "--out", str(tmp)]
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
     try:
-        os.replace(tmp, out)  # atomic: concurrent ranks either win or find the finished copy
+        os.replace(tmp, out)  # atomic: another rank may have published its copy first
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def save_tiny(out_dir: str | Path, seed: int = 0) -> Path:
+def save_tiny(out_dir: str | Path, seed: int = 0, arch: str = "llada") -> Path:
     out = Path(out_dir)
-    model, tok = build_random_tiny(seed)
+    model, tok = build_random_tiny_sdar(seed) if arch == "sdar" else build_random_tiny(seed)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     (out / "dlrl_tiny.json").write_text(json.dumps({"trained": False, "seed": seed}, indent=2) + "\n")
@@ -158,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a randomly initialised tiny LLaDA + tokenizer.")
     parser.add_argument("--out", default=str(TINY_DIR))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arch", choices=("llada", "sdar"), default="llada", help="sdar: block-diffusion")
     args = parser.parse_args(argv)
-    print(f"wrote {save_tiny(args.out, args.seed)}")
+    print(f"wrote {save_tiny(args.out, args.seed, args.arch)}")
     return 0
 
 
