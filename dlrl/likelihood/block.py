@@ -36,7 +36,7 @@ def two_stream_inputs(
     lc = clean.shape[1]
     P, dev = L - lc, canvas.device
     ids = torch.cat((canvas, clean), dim=1)
-    real = torch.cat((attention.bool(), attention.new_ones(n, lc, dtype=torch.bool)), dim=1)
+    real = torch.cat((attention.bool(), attention[:, P:].bool()), dim=1)
     pos_canvas = (attention.long().cumsum(-1) - 1).clamp(min=0)
     pos = torch.cat((pos_canvas, pos_canvas[:, P:]), dim=1)
     blocks = column_blocks(P, L, block_size, dev)
