@@ -4,10 +4,10 @@ from dlrl.models.families import FAMILIES, FamilySpec, detect_family, get_family
 from dlrl.models.interface import MaskedDLM, as_masked_dlm, unwrap_model
 from dlrl.models.llada import LLaDAModelLM
 from dlrl.models.llada_config import LLaDAConfig
-from dlrl.models.sdar import SDARForCausalLM
-from dlrl.models.sdar_config import SDARConfig
 from dlrl.models.loading import load_model, load_tokenizer
 from dlrl.models.lora import LLADA_LORA_TARGETS, apply_lora
+from dlrl.models.sdar import SDARForCausalLM
+from dlrl.models.sdar_config import SDARConfig
 
 __all__ = [
     "FAMILIES",

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 LLADA_LORA_TARGETS = r".*\.blocks\.\d+\.(q_proj|k_proj|v_proj|attn_out|ff_proj|up_proj|ff_out)"
 
 # The same for SDAR / Qwen3-style bodies (attention and MLP projections, not ``lm_head``).
-SDAR_LORA_TARGETS = r".*\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
+SDAR_LORA_TARGETS = (
+    r".*\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
+)
 
 
 def default_lora_targets(model) -> str:

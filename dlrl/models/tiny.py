@@ -141,7 +141,11 @@ def tiny_sdar_dir(seed: int = 0) -> Path:
         return out
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tiny-sdar-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "LOCAL_", "WORLD_", "MASTER_", "ACCELERATE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RANK", "LOCAL_", "WORLD_", "MASTER_", "ACCELERATE_"))
+    }
     cmd = [sys.executable, "-m", "dlrl.models.tiny", "--arch", "sdar", "--seed", str(seed), "--out", str(tmp)]
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     try:

@@ -154,7 +154,9 @@ class BlockCausalRunner:
             else:
                 logits = self._full_logits(x, canvas, s0, e0)
             step = torch.full((1,), b * S + s, dtype=torch.long, device=dev)
-            new, chosen = commit(self.dlm, cfg, x[:, s0:e0], logits, counts[:, s], NoiseKey(seeds, step, positions))
+            new, chosen = commit(
+                self.dlm, cfg, x[:, s0:e0], logits, counts[:, s], NoiseKey(seeds, step, positions)
+            )
             x[:, s0:e0] = new
             unmask[:, b * Lb : (b + 1) * Lb].masked_fill_(chosen, b * S + s)
             self.nfe += 1

@@ -28,7 +28,9 @@ def block_oracle(model, prompt, pmask, completion, noised, noised_prompt=None):
     out = torch.zeros(completion.shape, dtype=torch.float32)
     for s in range(0, Lc, BS):
         e = min(s + BS, Lc)
-        canvas = torch.cat((prompt, completion[:, :s], completion[:, s:e].masked_fill(noised[:, s:e], MASK)), 1)
+        canvas = torch.cat(
+            (prompt, completion[:, :s], completion[:, s:e].masked_fill(noised[:, s:e], MASK)), 1
+        )
         attn = torch.cat((pmask, torch.ones(prompt.shape[0], e, dtype=torch.bool)), 1)
         blocks = column_blocks(P, P + e, BS, canvas.device).expand(canvas.shape[0], -1)
         logits = model(input_ids=canvas, attention_mask=attn.long(), block_ids=blocks).logits[:, P + s :]

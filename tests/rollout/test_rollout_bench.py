@@ -20,7 +20,20 @@ def test_bench_prints_engine_and_reference_rows_with_graph_columns(capsys, tmp_p
 
 
 def test_bench_block_diffusion_arch_uses_the_model_block_size(capsys):
-    argv = ["--arch", "sdar", "--batch", "2", "--prompt", "8", "--gen", "8", "--steps", "4", "--cache", "none,prefix"]
+    argv = [
+        "--arch",
+        "sdar",
+        "--batch",
+        "2",
+        "--prompt",
+        "8",
+        "--gen",
+        "8",
+        "--steps",
+        "4",
+        "--cache",
+        "none,prefix",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "arch=sdar" in out and "block=4" in out

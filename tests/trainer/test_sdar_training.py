@@ -43,7 +43,9 @@ def test_tiny_sdar_recipe_learns_its_reward(tmp_path):
 def test_grpo_family_algorithms_step_on_sdar(tmp_path, algo):
     trainer, before, rows = _train(tmp_path, f"algorithm={algo}", "max_steps=2", "num_iterations=1")
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
-    moved = [n for n, p in trainer.model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    moved = [
+        n for n, p in trainer.model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])
+    ]
     assert len(moved) > 10
 
 
@@ -53,7 +55,9 @@ def test_lora_on_sdar(tmp_path):
     assert names and all("lora_" in n for n in names)
     layers = trainer.dlm().core.config.num_hidden_layers
     assert len([n for n in names if "lora_A" in n]) == 7 * layers  # q, k, v, o, gate, up, down
-    moved = [n for n, p in trainer.model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    moved = [
+        n for n, p in trainer.model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])
+    ]
     assert any("lora_B" in n for n in moved)
 
 
@@ -70,10 +74,14 @@ def test_resume_reproduces_uninterrupted_losses_on_sdar(tmp_path):
 
     model, tok = build_random_tiny_sdar(0, num_hidden_layers=2, hidden_size=64, intermediate_size=128)
     records = [{"prompt": f"say {i}"} for i in range(32)]
-    common = dict(max_steps=4, num_iterations=2, save_steps=1, learning_rate=1e-2, block_length=4, cache="prefix")
+    common = dict(
+        max_steps=4, num_iterations=2, save_steps=1, learning_rate=1e-2, block_length=4, cache="prefix"
+    )
 
     def run(out, **kw):
-        trainer = DiffusionGRPOTrainer(copy.deepcopy(model), tok, [_reward], records, make_config(out, **{**common, **kw}))
+        trainer = DiffusionGRPOTrainer(
+            copy.deepcopy(model), tok, [_reward], records, make_config(out, **{**common, **kw})
+        )
         trainer.train()
         return trainer
 
@@ -83,7 +91,10 @@ def test_resume_reproduces_uninterrupted_losses_on_sdar(tmp_path):
     assert resumed.global_step == 4
 
     def losses(d):
-        return {r["step"]: r["loss"] for r in map(json.loads, (d / "run" / "metrics.jsonl").read_text().splitlines())}
+        return {
+            r["step"]: r["loss"]
+            for r in map(json.loads, (d / "run" / "metrics.jsonl").read_text().splitlines())
+        }
 
     full, part = losses(tmp_path / "full"), losses(tmp_path / "part")
     assert set(full) == set(part) == {1, 2, 3, 4}
@@ -96,6 +107,8 @@ def test_resume_reproduces_uninterrupted_losses_on_sdar(tmp_path):
 def test_zero3_two_rank_cpu_step_on_sdar(tmp_path):
     from tests.trainer.test_zero3_cpu import RECIPE, _check_two_real_steps, _launch
 
-    recipe = RECIPE.replace("{{path: tiny}}", "{{path: tiny-sdar}}").replace("block_length: 8", "block_length: 4")
+    recipe = RECIPE.replace("{{path: tiny}}", "{{path: tiny-sdar}}").replace(
+        "block_length: 8", "block_length: 4"
+    )
     recipe += "cache: prefix\n"
     _check_two_real_steps(_launch(tmp_path, "zero3", recipe))
