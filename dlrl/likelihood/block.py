@@ -58,5 +58,4 @@ def block_completion_logits(dlm, canvas, attention, clean) -> torch.Tensor:
     lc = clean.shape[1]
     P = canvas.shape[1] - lc
     index = torch.arange(P, P + lc, device=canvas.device)
-    out = dlm.module(input_ids=ids, attention_mask=mask, position_ids=pos, logits_index=index)
-    return out.logits if hasattr(out, "logits") else out[0]
+    return dlm.block_logits(ids, mask, pos, index)

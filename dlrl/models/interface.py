@@ -110,6 +110,36 @@ class MaskedDLM:
                 logits = logits[:, 1:] if keep > logits_to_keep else logits
         return logits
 
+    @property
+    def supports_block_cache(self) -> bool:
+        """True when the exact finished-block KV cache is available (dlrl's native block models)."""
+        from dlrl.models.sdar import SDARForCausalLM
+
+        return self.block_causal and isinstance(self.core, SDARForCausalLM)
+
+    def block_logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        logits_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Block-causal forward with an explicit boolean mask [B, 1, L, L] and positions [B, L] →
+        logits [B, n, V] at the positions ``logits_index`` (long [n]).
+
+        Native models compute the LM head at those positions only; any other block model (the
+        generic adapter, e.g. remote code) is called as ``module(input_ids=…, attention_mask=4-D
+        bool, position_ids=…)`` — the form SDAR's official code takes — and sliced afterwards."""
+        if self.family.loader == "native":
+            out = self.module(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                logits_index=logits_index,
+            )  # fmt: skip
+            return out.logits if hasattr(out, "logits") else out[0]
+        out = self.module(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+        logits = out.logits if hasattr(out, "logits") else out[0]
+        return logits.index_select(1, logits_index)
+
     def forward_cached(self, input_ids: torch.Tensor, **kwargs):
         """Native forward with KV-cache arguments (see ``LLaDAModelLM.forward``)."""
         if not self.supports_kv_cache:

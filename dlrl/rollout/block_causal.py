@@ -38,6 +38,11 @@ from dlrl.rollout.schedule import transfer_counts
 
 def check_block_causal(dlm: MaskedDLM, cfg: RolloutConfig) -> None:
     """Refuse sampler options the block-causal path does not implement, in one line each."""
+    if cfg.cache != "none" and not dlm.supports_block_cache:
+        raise ConfigError(
+            f"cache={cfg.cache!r} needs a native block-diffusion model (dlrl.models.SDARForCausalLM); "
+            f"{type(dlm.core).__name__} runs with cache='none'"
+        )
     if cfg.block_length != dlm.block_size:
         raise ConfigError(
             f"block_length={cfg.block_length} must equal the block-diffusion model's block_size="
@@ -68,20 +73,30 @@ class BlockCausalRunner:
         self.active_rows: torch.Tensor | None = None
         self._kv: list | None = None  # per layer (k, v) [B_all, H_kv, L_done, hd]
         self._kv_real: torch.Tensor | None = None  # bool [B_all, L_done]
+        self._mask = None  # (bool [B_all, 1, L, L], positions [B_all, L]) of the uncached canvas
 
     # -- model calls --------------------------------------------------------------------------
 
     def _full_logits(self, x, canvas: Canvas, s0: int, e0: int) -> torch.Tensor:
         """Reference: whole-canvas forward under the block-causal mask → block logits [B, Lb, V]."""
-        B, L = x.shape
-        real = canvas.prompt_real.clone()
-        real[:, self.P :] = True
-        blocks = column_blocks(self.P, L, self.cfg.block_length, x.device).expand(B, L)
-        out = self.dlm.module(
-            input_ids=x, attention_mask=real.long(), block_ids=blocks,
-            logits_index=torch.arange(s0, e0, device=x.device),
-        )  # fmt: skip
-        return out.logits
+        mask, pos = self._canvas_mask(x, canvas)
+        return self.dlm.block_logits(x, mask, pos, torch.arange(s0, e0, device=x.device))
+
+    def _canvas_mask(self, x, canvas: Canvas) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block-causal bool mask [B, 1, L, L] and positions [B, L] of the canvas (built once)."""
+        if self._mask is None:
+            B, L = x.shape
+            real = canvas.prompt_real.clone()
+            real[:, self.P :] = True
+            blocks = column_blocks(self.P, L, self.cfg.block_length, x.device)
+            allowed = blocks[None, :] <= blocks[:, None]
+            # a padding query sees itself only (never read; keeps the softmax finite)
+            mask = (allowed[None] & real[:, None, :]) | torch.eye(L, dtype=torch.bool, device=x.device)
+            pos = (real.long().cumsum(-1) - 1).clamp(min=0)
+            self._mask = (mask[:, None], pos)
+        mask, pos = self._mask
+        rows = self.active_rows
+        return (mask, pos) if rows is None else (mask[rows], pos[rows])
 
     def _cached_logits(self, x, rows, s0: int, e0: int, store: bool):
         """Block forward against the cache of finished blocks → logits [B, Lb, V]; with ``store``,
