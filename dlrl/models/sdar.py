@@ -35,7 +35,9 @@ _ACT = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
 
 
 class SDARRMSNorm(nn.Module):
-    """RMSNorm computed in float32, scaled by ``weight`` in the input dtype (Qwen3's formula)."""
+    """RMSNorm with normalisation *and* the ``weight`` product in float32, one cast at the end: the
+    numerics of flash-attn's fused ``rms_norm_fn``, which SDAR's official code calls (Qwen3's
+    eager formula casts before the weight product; the two differ by rounding in bf16)."""
 
     def __init__(self, size: int, eps: float):
         super().__init__()
@@ -46,7 +48,7 @@ class SDARRMSNorm(nn.Module):
         dtype = x.dtype
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(dtype)
+        return (xf * self.weight.float()).to(dtype)
 
 
 class SDARAttention(nn.Module):
