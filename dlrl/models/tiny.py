@@ -126,9 +126,9 @@ def tiny_sdar_dir(seed: int = 0) -> Path:
     """Directory of the random tiny SDAR model (``model.path: tiny-sdar``), written on first use to
     ``$DLRL_CACHE`` (default: the system temp dir); the weights are a pure function of ``seed``.
 
-    The copy is written by a clean subprocess (no distributed or DeepSpeed state: under ZeRO-3 a
-    rank's ``save_pretrained`` may write no weights) and moved into place atomically, so concurrent
-    ranks either publish the finished copy or find it."""
+    Under a distributed launcher the copy is written by a clean subprocess (no distributed or
+    DeepSpeed state: under ZeRO-3 a rank's ``save_pretrained`` may write no weights); it is moved
+    into place atomically, so concurrent ranks either publish the finished copy or find it."""
     import os
     import shutil
     import subprocess
@@ -141,13 +141,23 @@ def tiny_sdar_dir(seed: int = 0) -> Path:
         return out
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tiny-sdar-"))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("RANK", "LOCAL_", "WORLD_", "MASTER_", "ACCELERATE_"))
-    }
-    cmd = [sys.executable, "-m", "dlrl.models.tiny", "--arch", "sdar", "--seed", str(seed), "--out", str(tmp)]
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    launcher = ("RANK", "LOCAL_", "WORLD_", "MASTER_", "ACCELERATE_")
+    if any(k.startswith(launcher) for k in os.environ):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(launcher)}
+        cmd = [
+            sys.executable,
+            "-m",
+            "dlrl.models.tiny",
+            "--arch",
+            "sdar",
+            "--seed",
+            str(seed),
+            "--out",
+            str(tmp),
+        ]
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+    else:
+        save_tiny(tmp, seed, "sdar")
     try:
         os.replace(tmp, out)  # atomic: another rank may have published its copy first
     except OSError:

@@ -16,9 +16,14 @@ RECIPE = ROOT / "recipes" / "tiny" / "sdar_diffu_grpo.yaml"
 QUIET = ["save_steps=1000", "logging_steps=1", "disable_tqdm=true"]
 
 
+@pytest.fixture(scope="module")
+def _cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("dlrl_cache")
+
+
 @pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLRL_CACHE", str(tmp_path / "cache"))  # the tiny-sdar model is built here
+def _cache(_cache_dir, monkeypatch):
+    monkeypatch.setenv("DLRL_CACHE", str(_cache_dir))  # the tiny-sdar model is built here, once
 
 
 def _train(tmp_path, *overrides):
