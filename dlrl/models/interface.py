@@ -5,7 +5,9 @@ LM, or either of them wrapped by peft, DDP, DeepSpeed or ``torch.compile`` — a
 
 * ``logits(input_ids [B, L], attention_mask [B, L] | None) → [B, L, V]``, always *aligned*:
   position i scores token i, whatever the family's native convention (``shifted``);
-* ``mask_token_id``, ``eos_token_id``, ``pad_token_id``, ``vocab_size``, ``shifted``.
+* ``mask_token_id``, ``eos_token_id``, ``pad_token_id``, ``vocab_size``, ``shifted``;
+* for block-diffusion families: ``block_causal``, ``block_size``, ``block_logits(ids, 4-D mask,
+  positions, index)`` and ``supports_block_cache``.
 """
 
 from __future__ import annotations

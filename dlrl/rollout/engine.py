@@ -8,6 +8,10 @@ right; block b runs ``S = steps / num_blocks`` steps, step s commits ``counts[b,
 (:mod:`dlrl.rollout.schedule`) chosen by the remasking rule (:mod:`dlrl.rollout.strategies`).
 Global step index of block b, step s = ``b * S + s`` (recorded in ``unmask_step``).
 
+Block-diffusion models (``MaskedDLM.block_causal``) are denoised by
+:class:`dlrl.rollout.block_causal.BlockCausalRunner` (exact finished-block KV cache) instead of
+:class:`dlrl.rollout.denoise.BlockRunner`; schedule, remasking, noise and EOS handling are shared.
+
 EOS: with ``stop_at_eos`` a row is finished once the completion up to the end of the current
 block (which is fully committed) contains EOS; it takes no further steps, and its still-masked
 later positions are set to EOS, recorded at the row's last step. Fixed tokens are never touched.
