@@ -36,7 +36,9 @@ class OfficialStyle(nn.Module):
 def pair():
     model, tok = build_random_tiny_sdar(0, num_hidden_layers=2)
     model.eval()
-    generic = MaskedDLM(OfficialStyle(model), tok.mask_token_id, tok.eos_token_id, tok.pad_token_id, 112, REMOTE)
+    generic = MaskedDLM(
+        OfficialStyle(model), tok.mask_token_id, tok.eos_token_id, tok.pad_token_id, 112, REMOTE
+    )
     return model, generic
 
 
