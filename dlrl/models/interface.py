@@ -115,9 +115,7 @@ class MaskedDLM:
     @property
     def supports_block_cache(self) -> bool:
         """True when the exact finished-block KV cache is available (dlrl's native block models)."""
-        from dlrl.models.sdar import SDARForCausalLM
-
-        return self.block_causal and isinstance(self.core, SDARForCausalLM)
+        return self.block_causal and bool(getattr(self.core, "dlrl_block_cache", False))
 
     def block_logits(
         self,

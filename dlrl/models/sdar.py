@@ -151,9 +151,40 @@ def block_causal_mask(
     return mask[:, None]
 
 
+def block_attention(x, attention_mask, position_ids, block_ids, past_key_values, block_size: int):
+    """(bool mask [B, 1, L, L_keys], positions [B, L]) for queries ``x`` [B, L, d] appended after
+    ``past_key_values``: a 4-D ``attention_mask`` passes through (``position_ids`` required);
+    otherwise the block-causal mask of ``block_ids`` (default ``position // block_size``) and the 2-D
+    key mask, with positions counting real tokens from 0."""
+    B, L = x.shape[:2]
+    past_len = 0 if not past_key_values else past_key_values[0][0].shape[2]
+    key_len = past_len + L
+    if attention_mask is not None and attention_mask.dim() == 4:
+        if position_ids is None:
+            raise ValueError("a 4-D attention_mask needs explicit position_ids")
+        return attention_mask.bool(), position_ids
+    if attention_mask is not None and attention_mask.shape[1] != key_len:
+        raise ValueError(f"attention_mask covers {attention_mask.shape[1]} keys, expected {key_len}")
+    if attention_mask is not None:
+        all_pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    else:
+        all_pos = torch.arange(key_len, device=x.device).expand(B, key_len)
+    if position_ids is None:
+        position_ids = all_pos[:, past_len:]
+    if block_ids is None:
+        block_ids = all_pos // block_size
+    mask = block_causal_mask(block_ids[:, past_len:], block_ids, attention_mask)
+    # a padding query may see no key at all; let it see itself (its output is never read)
+    eye = torch.zeros(L, key_len, dtype=torch.bool, device=x.device)
+    eye[:, past_len:] = torch.eye(L, dtype=torch.bool, device=x.device)
+    return mask | eye, position_ids
+
+
 class SDARForCausalLM(SDARPreTrainedModel):
     """Block-diffusion LM. ``forward(input_ids [B, L]) → .logits [B, L, V]`` (unshifted: position i
     scores token i). See the module docstring for ``block_ids``, 4-D masks and the cache."""
+
+    dlrl_block_cache = True  # forward takes block_ids / past_key_values / logits_index (exact cache)
 
     def __init__(self, config: SDARConfig):
         super().__init__(config)
@@ -188,29 +219,9 @@ class SDARForCausalLM(SDARPreTrainedModel):
     ) -> CausalLMOutputWithPast:
         cfg = self.config
         x = inputs_embeds if inputs_embeds is not None else self.model.embed_tokens(input_ids)
-        B, L = x.shape[:2]
-        past_len = 0 if not past_key_values else past_key_values[0][0].shape[2]
-        key_len = past_len + L
-        if attention_mask is not None and attention_mask.dim() == 4:
-            mask = attention_mask.bool()
-            if position_ids is None:
-                raise ValueError("a 4-D attention_mask needs explicit position_ids")
-        else:
-            if attention_mask is not None and attention_mask.shape[1] != key_len:
-                raise ValueError(f"attention_mask covers {attention_mask.shape[1]} keys, expected {key_len}")
-            if attention_mask is not None:
-                all_pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-            else:
-                all_pos = torch.arange(key_len, device=x.device).expand(B, key_len)
-            if position_ids is None:
-                position_ids = all_pos[:, past_len:]
-            if block_ids is None:
-                block_ids = all_pos // cfg.block_size
-            mask = block_causal_mask(block_ids[:, past_len:], block_ids, attention_mask)
-            # a padding query may see no key at all; let it see itself (its output is never read)
-            eye = torch.zeros(L, key_len, dtype=torch.bool, device=x.device)
-            eye[:, past_len:] = torch.eye(L, dtype=torch.bool, device=x.device)
-            mask = mask | eye
+        mask, position_ids = block_attention(
+            x, attention_mask, position_ids, block_ids, past_key_values, cfg.block_size
+        )
         cos, sin = rope_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta)
         presents = []
         for i, layer in enumerate(self.model.layers):
