@@ -54,6 +54,9 @@ FAMILIES: dict[str, FamilySpec] = {
     # SDAR / TraDo (Qwen3 body, block-causal; dlrl.models.sdar). The mask token comes from the
     # tokenizer (SDAR's "<|MASK|>") or config.mask_token_id; released chat models use blocks of 4.
     "sdar": FamilySpec("sdar", False, "block", "native", None, ("sdar",), block_size=4),
+    # LLaDA2.x (BailingMoE-style MoE, block-causal; dlrl.models.llada2). Mask token from config or
+    # tokenizer; block_size from config.block_size, else 32 (the official sampler's default).
+    "llada2_moe": FamilySpec("llada2_moe", False, "block", "native", None, ("llada2_moe",), block_size=32),
     # Generic adapter for other block-diffusion checkpoints (named explicitly: model.family): their own
     # code, called with a 4-D boolean block-causal mask and position_ids (as SDAR's official code
     # takes them); rollouts run uncached. block_size from config.block_size, else 4.

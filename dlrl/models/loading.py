@@ -151,6 +151,10 @@ def _native_class(spec: FamilySpec):
         from dlrl.models.sdar import SDARForCausalLM
 
         return SDARForCausalLM
+    if spec.name == "llada2_moe":
+        from dlrl.models.llada2 import LLaDA2MoeModelLM
+
+        return LLaDA2MoeModelLM
     from dlrl.models.llada import LLaDAModelLM
 
     return LLaDAModelLM

@@ -14,12 +14,20 @@ SDAR_LORA_TARGETS = (
 )
 
 
+# LLaDA2.x: fused attention projections and every dense/expert/shared-expert MLP projection (the
+# router ``mlp.gate`` is not a Linear and stays frozen).
+LLADA2_LORA_TARGETS = (
+    r".*\.layers\.\d+\.(attention\.(query_key_value|dense)"
+    r"|mlp\.((experts\.\d+|shared_experts)\.)?(gate_proj|up_proj|down_proj))"
+)
+
+
 def default_lora_targets(model) -> str:
-    """Every block projection of ``model``'s architecture (LLaDA's names unless it is SDAR-style)."""
+    """Every block projection of ``model``'s architecture (LLaDA's names unless SDAR or LLaDA2.x)."""
     from dlrl.models.interface import unwrap_model
 
-    config = getattr(unwrap_model(model), "config", None)
-    return SDAR_LORA_TARGETS if getattr(config, "model_type", None) == "sdar" else LLADA_LORA_TARGETS
+    model_type = getattr(getattr(unwrap_model(model), "config", None), "model_type", None)
+    return {"sdar": SDAR_LORA_TARGETS, "llada2_moe": LLADA2_LORA_TARGETS}.get(model_type, LLADA_LORA_TARGETS)
 
 
 @dataclass

@@ -122,6 +122,28 @@ def build_random_tiny_sdar(seed: int = 0, **overrides):
     return SDARForCausalLM(tiny_sdar_config(tok, **overrides)), tok
 
 
+def build_random_tiny_llada2(seed: int = 0, **overrides):
+    """(tiny LLaDA2.x-style block-diffusion MoE, the embedded tokenizer), reproducible from ``seed``:
+    2 layers (the first dense), 8 experts in 4 groups, top-2 of the best 2 groups, 1 shared expert."""
+    import torch
+
+    from dlrl.models.llada2 import LLaDA2MoeModelLM
+    from dlrl.models.llada2_config import LLaDA2MoeConfig
+
+    tok = build_tokenizer()
+    fields = dict(
+        vocab_size=-(-len(tok) // 8) * 8, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
+        rope_theta=10000.0, num_experts=8, num_shared_experts=1, num_experts_per_tok=2, n_group=4,
+        topk_group=2, moe_intermediate_size=32, first_k_dense_replace=1, block_size=4,
+        mask_token_id=tok.mask_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+    )  # fmt: skip
+    fields.update(overrides)
+    torch.manual_seed(seed)
+    return LLaDA2MoeModelLM(LLaDA2MoeConfig(**fields)), tok
+
+
 def tiny_sdar_dir(seed: int = 0) -> Path:
     """Directory of the random tiny SDAR model (``model.path: tiny-sdar``), written on first use to
     ``$DLRL_CACHE`` (default: the system temp dir); the weights are a pure function of ``seed``.
