@@ -82,7 +82,6 @@ def test_two_stream_likelihood_equals_per_block_forwards():
     model, _ = _model()
     dlm = as_masked_dlm(model)
     p, c = torch.randint(5, 100, (2, 4)), torch.randint(5, 100, (2, 8))
-    pm = torch.ones(2, 4, dtype=torch.bool)
     noised = torch.rand(2, 8, generator=torch.Generator().manual_seed(0)) < 0.5
     canvas = torch.cat((p, c.masked_fill(noised, dlm.mask_token_id)), 1)
     with torch.no_grad():
