@@ -91,6 +91,11 @@ def build_model(arch: str, dtype: torch.dtype, device: str):
     if arch == "tiny":
         model, _ = build_random_tiny(0)
         return model.to(device=device, dtype=dtype).eval()
+    if arch == "llada2":  # the tiny LLaDA2.x-style block-diffusion MoE
+        from dlrl.models.tiny import build_random_tiny_llada2
+
+        model, _ = build_random_tiny_llada2(0)
+        return model.to(device=device, dtype=dtype).eval()
     if arch == "sdar":  # the tiny SDAR-style block-diffusion model
         from dlrl.models.tiny import build_random_tiny_sdar
 
@@ -146,7 +151,7 @@ def _set_fused(model, on: bool) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dlrl bench rollout", description=__doc__.splitlines()[0])
-    p.add_argument("--arch", choices=("tiny", "llada8b", "sdar", "sdar1.7b"), default="tiny",
+    p.add_argument("--arch", choices=("tiny", "llada8b", "sdar", "sdar1.7b", "llada2"), default="tiny",
                    help="sdar*: block-diffusion (block-causal) models; the reference rule then runs the "
                    "model's block-causal full-canvas forward")  # fmt: skip
     p.add_argument("--random-init", action="store_true", help="random weights (always true for now)")
