@@ -20,20 +20,26 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 TINY_ALIASES = ("tiny", "dlrl:tiny")
-# A random tiny SDAR-style block-diffusion model (embedded tokenizer), built on first use.
-TINY_SDAR_ALIASES = ("tiny-sdar", "dlrl:tiny-sdar")
+# Random tiny block-diffusion models (embedded tokenizer), built on first use: alias → arch.
+TINY_BLOCK_ALIASES = {
+    "tiny-sdar": "sdar",
+    "dlrl:tiny-sdar": "sdar",
+    "tiny-llada2": "llada2",
+    "dlrl:tiny-llada2": "llada2",
+}
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
-    """``tiny`` → the embedded model; anything else must be an existing directory."""
+    """``tiny`` → the embedded model; ``tiny-sdar``/``tiny-llada2`` → a random tiny block model (built
+    on first use); anything else must be an existing directory."""
     from dlrl.models.tiny import TINY_DIR
 
     if str(path) in TINY_ALIASES:
         return TINY_DIR
-    if str(path) in TINY_SDAR_ALIASES:
-        from dlrl.models.tiny import tiny_sdar_dir
+    if str(path) in TINY_BLOCK_ALIASES:
+        from dlrl.models.tiny import tiny_block_dir
 
-        return tiny_sdar_dir()
+        return tiny_block_dir(TINY_BLOCK_ALIASES[str(path)])
     p = Path(path).expanduser()
     if not p.exists():
         raise DLRLError(
@@ -54,7 +60,7 @@ def load_tokenizer(path: str | os.PathLike):
     """The tokenizer saved next to the model (``tiny`` → the embedded one)."""
     from transformers import AutoTokenizer
 
-    aliased = str(path) in TINY_ALIASES + TINY_SDAR_ALIASES
+    aliased = str(path) in TINY_ALIASES or str(path) in TINY_BLOCK_ALIASES
     p = resolve_model_path(path) if aliased else Path(path).expanduser()
     if not p.is_dir():
         raise DLRLError(f"tokenizer path {str(path)!r} does not exist")

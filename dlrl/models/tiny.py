@@ -144,9 +144,10 @@ def build_random_tiny_llada2(seed: int = 0, **overrides):
     return LLaDA2MoeModelLM(LLaDA2MoeConfig(**fields)), tok
 
 
-def tiny_sdar_dir(seed: int = 0) -> Path:
-    """Directory of the random tiny SDAR model (``model.path: tiny-sdar``), written on first use to
-    ``$DLRL_CACHE`` (default: the system temp dir); the weights are a pure function of ``seed``.
+def tiny_block_dir(arch: str = "sdar", seed: int = 0) -> Path:
+    """Directory of a random tiny block-diffusion model (``model.path: tiny-sdar`` / ``tiny-llada2``),
+    written on first use to ``$DLRL_CACHE`` (default: the system temp dir); the weights are a pure
+    function of ``arch`` and ``seed``.
 
     Under a distributed launcher the copy is written by a clean subprocess (no distributed or
     DeepSpeed state: under ZeRO-3 a rank's ``save_pretrained`` may write no weights); it is moved
@@ -158,11 +159,11 @@ def tiny_sdar_dir(seed: int = 0) -> Path:
     import tempfile
 
     root = Path(os.environ.get("DLRL_CACHE") or tempfile.gettempdir())
-    out = root / f"dlrl-tiny-sdar-v1-seed{seed}"
+    out = root / f"dlrl-tiny-{arch}-v1-seed{seed}"
     if (out / "config.json").is_file():
         return out
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tiny-sdar-"))
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tiny-{arch}-"))
     launcher = ("RANK", "LOCAL_", "WORLD_", "MASTER_", "ACCELERATE_")
     if any(k.startswith(launcher) for k in os.environ):
         env = {k: v for k, v in os.environ.items() if not k.startswith(launcher)}
@@ -171,7 +172,7 @@ def tiny_sdar_dir(seed: int = 0) -> Path:
             "-m",
             "dlrl.models.tiny",
             "--arch",
-            "sdar",
+            arch,
             "--seed",
             str(seed),
             "--out",
@@ -179,7 +180,7 @@ def tiny_sdar_dir(seed: int = 0) -> Path:
         ]
         subprocess.run(cmd, env=env, check=True, capture_output=True)
     else:
-        save_tiny(tmp, seed, "sdar")
+        save_tiny(tmp, seed, arch)
     try:
         os.replace(tmp, out)  # atomic: another rank may have published its copy first
     except OSError:
@@ -189,7 +190,12 @@ def tiny_sdar_dir(seed: int = 0) -> Path:
 
 def save_tiny(out_dir: str | Path, seed: int = 0, arch: str = "llada") -> Path:
     out = Path(out_dir)
-    model, tok = build_random_tiny_sdar(seed) if arch == "sdar" else build_random_tiny(seed)
+    builders = {
+        "llada": build_random_tiny,
+        "sdar": build_random_tiny_sdar,
+        "llada2": build_random_tiny_llada2,
+    }
+    model, tok = builders[arch](seed)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     (out / "dlrl_tiny.json").write_text(json.dumps({"trained": False, "seed": seed}, indent=2) + "\n")
@@ -200,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a randomly initialised tiny LLaDA + tokenizer.")
     parser.add_argument("--out", default=str(TINY_DIR))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--arch", choices=("llada", "sdar"), default="llada", help="sdar: block-diffusion")
+    parser.add_argument(
+        "--arch", choices=("llada", "sdar", "llada2"), default="llada", help="sdar, llada2: block-diffusion"
+    )
     args = parser.parse_args(argv)
     print(f"wrote {save_tiny(args.out, args.seed, args.arch)}")
     return 0

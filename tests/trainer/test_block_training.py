@@ -1,4 +1,4 @@
-"""GRPO-family training on a block-diffusion (SDAR-style) model through the unchanged recipes:
+"""GRPO-family training on block-diffusion models (SDAR-style, LLaDA2.x-style MoE) through the unchanged recipes:
 the tiny recipe learns its toy reward (seeded), the other algorithms and LoRA take steps."""
 
 from __future__ import annotations
@@ -70,14 +70,18 @@ def _reward(completions, **kw):
     return [sum(map(ord, c)) % 89 / 89 for c in completions]
 
 
-def test_resume_reproduces_uninterrupted_losses_on_sdar(tmp_path):
+@pytest.mark.parametrize("arch", ["sdar", "llada2"])
+def test_resume_reproduces_uninterrupted_losses_on_block_models(tmp_path, arch):
     import copy
 
-    from dlrl.models.tiny import build_random_tiny_sdar
+    from dlrl.models.tiny import build_random_tiny_llada2, build_random_tiny_sdar
     from dlrl.trainer import DiffusionGRPOTrainer
     from tests.trainer.conftest import make_config
 
-    model, tok = build_random_tiny_sdar(0, num_hidden_layers=2, hidden_size=64, intermediate_size=128)
+    if arch == "sdar":
+        model, tok = build_random_tiny_sdar(0, num_hidden_layers=2, hidden_size=64, intermediate_size=128)
+    else:
+        model, tok = build_random_tiny_llada2(0)
     records = [{"prompt": f"say {i}"} for i in range(32)]
     common = dict(
         max_steps=4, num_iterations=2, save_steps=1, learning_rate=1e-2, block_length=4, cache="prefix"
@@ -109,10 +113,11 @@ def test_resume_reproduces_uninterrupted_losses_on_sdar(tmp_path):
 
 @pytest.mark.distributed
 @pytest.mark.slow
-def test_zero3_two_rank_cpu_step_on_sdar(tmp_path):
+@pytest.mark.parametrize("arch", ["sdar", "llada2"])
+def test_zero3_two_rank_cpu_step_on_block_models(tmp_path, arch):
     from tests.trainer.test_zero3_cpu import RECIPE, _check_two_real_steps, _launch
 
-    recipe = RECIPE.replace("{{path: tiny}}", "{{path: tiny-sdar}}").replace(
+    recipe = RECIPE.replace("{{path: tiny}}", f"{{{{path: tiny-{arch}}}}}").replace(
         "block_length: 8", "block_length: 4"
     )
     recipe += "cache: prefix\n"
