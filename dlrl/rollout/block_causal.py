@@ -19,7 +19,8 @@ Cache modes (``RolloutConfig.cache``):
 Alignment note: the official SDAR sampler cuts blocks at absolute position 0, so a prompt whose
 length is not a multiple of ``block_size`` shares its last block with the first completion tokens
 there; dlrl starts the completion on a block boundary (identical when P_real % block_size == 0).
-Not yet: classifier-free guidance and CUDA-graph capture (eager only).
+Not yet: classifier-free guidance and CUDA-graph capture (eager; ``cuda_graphs="on"`` is refused on
+CUDA, ``"auto"`` runs eagerly).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def check_block_causal(dlm: MaskedDLM, cfg: RolloutConfig) -> None:
         )
     if cfg.cfg_scale > 0:
         raise ConfigError("cfg_scale > 0 is not implemented for block-causal models; valid: 0")
+    if cfg.cuda_graphs == "on" and dlm.device.type == "cuda":  # "auto" runs eagerly without a word
+        raise ConfigError("cuda_graphs='on' is not implemented for block-causal models yet; valid: auto, off")
 
 
 def column_blocks(prompt_length: int, length: int, block_size: int, device) -> torch.Tensor:
