@@ -58,6 +58,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m dlrl bench rollout
 	$(BIN)/python -m dlrl bench rollout --lora 16 --cache none,dual
+	$(BIN)/python -m dlrl bench rollout --arch sdar --cache none,prefix
 	$(BIN)/python -m dlrl bench likelihood
 	$(BIN)/python -m dlrl bench rewards
 	$(BIN)/python -m dlrl bench igpo

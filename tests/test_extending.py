@@ -45,6 +45,7 @@ def guide():
         for name in NEW_NAMES["estimators"]:
             ESTIMATORS.pop(name, None)
         FAMILIES.pop("my_dlm", None)
+        FAMILIES.pop("my_block_dlm", None)
 
 
 def test_guide_has_a_section_per_extension_point():

@@ -4,6 +4,7 @@
     python -m dlrl bench rollout --arch llada8b --dtype bf16 --device cuda --batch 1,8,32 \\
         --prompt 128 --gen 256 --block 32 --steps 128 --cache none,dual --cuda-graphs --strict --fuse
     python -m dlrl bench rollout --lora 16 --cache none   # LoRA policy: adapter path vs merged weights
+    python -m dlrl bench rollout --arch sdar --cache none,prefix   # block-diffusion (SDAR-style), exact cache
 
 The reference rule (:func:`reference_generate`, our own re-implementation of the rule in LLaDA's
 public ``generate.py``) runs a full-canvas forward, a full [B, L, V] softmax, float64 Gumbel noise
@@ -36,6 +37,12 @@ LLADA_8B = dict(
     d_model=4096, n_heads=32, n_kv_heads=32, n_layers=32, mlp_hidden_size=12288, vocab_size=126464,
     embedding_size=126464, rope_theta=500000.0, max_sequence_length=4096, mask_token_id=126336,
     eos_token_id=126081, pad_token_id=126081,
+)  # fmt: skip
+# SDAR-1.7B-Chat's architecture (Qwen3-1.7B body; blocks of 4), for GPU figures on random weights.
+SDAR_1_7B = dict(
+    vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+    num_key_value_heads=8, head_dim=128, rope_theta=1000000.0, tie_word_embeddings=False, block_size=4,
+    mask_token_id=151669, eos_token_id=151643, pad_token_id=151643,
 )  # fmt: skip
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 EXIT_FALLBACK = 3
@@ -84,9 +91,25 @@ def build_model(arch: str, dtype: torch.dtype, device: str):
     if arch == "tiny":
         model, _ = build_random_tiny(0)
         return model.to(device=device, dtype=dtype).eval()
-    config = LLaDAConfig(**LLADA_8B)
-    with torch.device("meta"):
-        model = LLaDAModelLM(config)
+    if arch == "llada2":  # the tiny LLaDA2.x-style block-diffusion MoE
+        from dlrl.models.tiny import build_random_tiny_llada2
+
+        model, _ = build_random_tiny_llada2(0)
+        return model.to(device=device, dtype=dtype).eval()
+    if arch == "sdar":  # the tiny SDAR-style block-diffusion model
+        from dlrl.models.tiny import build_random_tiny_sdar
+
+        model, _ = build_random_tiny_sdar(0)
+        return model.to(device=device, dtype=dtype).eval()
+    if arch == "sdar1.7b":
+        from dlrl.models.sdar import SDARForCausalLM
+        from dlrl.models.sdar_config import SDARConfig
+
+        with torch.device("meta"):
+            model = SDARForCausalLM(SDARConfig(**SDAR_1_7B))
+    else:
+        with torch.device("meta"):
+            model = LLaDAModelLM(LLaDAConfig(**LLADA_8B))
     model = model.to_empty(device=device).to(dtype)
     gen = torch.Generator(device=device).manual_seed(0)
     for p in model.parameters():  # random weights: speed does not depend on them at fixed steps
@@ -128,14 +151,16 @@ def _set_fused(model, on: bool) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dlrl bench rollout", description=__doc__.splitlines()[0])
-    p.add_argument("--arch", choices=("tiny", "llada8b"), default="tiny")
+    p.add_argument("--arch", choices=("tiny", "llada8b", "sdar", "sdar1.7b", "llada2"), default="tiny",
+                   help="sdar*: block-diffusion (block-causal) models; the reference rule then runs the "
+                   "model's block-causal full-canvas forward")  # fmt: skip
     p.add_argument("--random-init", action="store_true", help="random weights (always true for now)")
     p.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch", default="1,4")
     p.add_argument("--prompt", type=int, default=32)
     p.add_argument("--gen", type=int, default=64)
-    p.add_argument("--block", type=int, default=16)
+    p.add_argument("--block", type=int, default=None, help="default 16; a block model's block_size")
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--temperature", type=float, default=0.0, help="T > 0: seeded sampling in both arms")
     p.add_argument("--cache", default="none,prefix,dual")
@@ -170,6 +195,8 @@ def main(argv: list[str] | None = None, model=None) -> int:
         if args.lora:
             model = add_lora(model, args.lora)
     dlm = as_masked_dlm(model)
+    if args.block is None:
+        args.block = dlm.block_size or 16
     vocab_hi = min(dlm.vocab_size or 100, 100000)
     graphs_mode = "auto" if args.graphs_auto else ("on" if args.cuda_graphs else "off")
     modes = args.graph_modes.split(",") if args.graph_modes else [graphs_mode]

@@ -107,7 +107,7 @@ def gathered_logprobs(
     """
     n, lc = targets.shape
     if impl == "naive":
-        logits = dlm.logits(canvas, attention)
+        logits = _completion_logits(dlm, canvas, attention, targets, full=True)
         logsm = logits.float().log_softmax(-1)[:, -lc:]
         lp = logsm.gather(-1, targets[..., None]).squeeze(-1)
         lp = torch.where(select, lp, lp.new_zeros(()))
@@ -115,7 +115,7 @@ def gathered_logprobs(
         if return_entropy:
             ent = torch.where(select, -(logsm.exp() * logsm).sum(-1), lp.new_zeros(())).detach()
         return lp, ent
-    logits = dlm.logits(canvas, attention, logits_to_keep=lc)  # [n, Lc, V]
+    logits = _completion_logits(dlm, canvas, attention, targets)  # [n, Lc, V]
     flat = logits.reshape(n * lc, logits.shape[-1])
     index = select.reshape(-1).nonzero().squeeze(1)
     vals, ents = selected_logprobs(
@@ -126,3 +126,17 @@ def gathered_logprobs(
     if return_entropy:
         ent = ents.new_zeros(n * lc).index_put_((index,), ents).view(n, lc)
     return lp, ent
+
+
+def _completion_logits(dlm, canvas, attention, targets, full: bool = False) -> torch.Tensor:
+    """Completion logits [n, Lc, V] (``full``: every canvas column, for full-attention models).
+
+    Block-causal models score the noised blocks against the clean prefix in one two-stream forward
+    (:mod:`dlrl.likelihood.block`)."""
+    if getattr(dlm, "block_causal", False):
+        from dlrl.likelihood.block import block_completion_logits
+
+        return block_completion_logits(dlm, canvas, attention, targets)
+    if full:
+        return dlm.logits(canvas, attention)
+    return dlm.logits(canvas, attention, logits_to_keep=targets.shape[1])

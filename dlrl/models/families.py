@@ -20,7 +20,7 @@ class FamilySpec:
         shifted: True when position i predicts token i+1 (Dream, adapted from an AR model);
             :class:`dlrl.models.MaskedDLM` re-aligns such logits so position i predicts token i.
         attention: ``"full"`` (bidirectional over the whole canvas) or ``"block"`` (block-causal
-            block diffusion, e.g. DiffusionGemma).
+            block diffusion: causal across blocks, bidirectional inside one — SDAR, DiffusionGemma).
         loader: ``"native"`` (dlrl's own implementation), ``"remote"`` (the checkpoint's own code,
             from the local directory), or ``"auto_masked_lm"`` (transformers' AutoModelForMaskedLM).
         default_mask_token_id: used when neither config nor tokenizer names one.
@@ -28,6 +28,8 @@ class FamilySpec:
         noise: ``"mask"`` (absorbing [MASK] diffusion: what :class:`dlrl.models.MaskedDLM` and the
             estimators assume) or ``"uniform"`` (tokens are re-noised to random tokens, e.g.
             DiffusionGemma); a ``"uniform"`` family is served by a rollout backend only.
+        block_size: tokens per attention block of a ``"block"`` family when its config names none
+            (the model's ``config.block_size`` wins; see :func:`block_size_of`).
     """
 
     name: str
@@ -37,6 +39,7 @@ class FamilySpec:
     default_mask_token_id: int | None
     model_types: tuple[str, ...]
     noise: str = "mask"
+    block_size: int | None = None
 
 
 FAMILIES: dict[str, FamilySpec] = {
@@ -48,6 +51,16 @@ FAMILIES: dict[str, FamilySpec] = {
         "diffusion_gemma", False, "block", "block_diffusion", None, ("diffusion_gemma",), noise="uniform"
     ),
     "masked_lm": FamilySpec("masked_lm", False, "full", "auto_masked_lm", None, ()),
+    # SDAR / TraDo (Qwen3 body, block-causal; dlrl.models.sdar). The mask token comes from the
+    # tokenizer (SDAR's "<|MASK|>") or config.mask_token_id; released chat models use blocks of 4.
+    "sdar": FamilySpec("sdar", False, "block", "native", None, ("sdar",), block_size=4),
+    # LLaDA2.x (BailingMoE-style MoE, block-causal; dlrl.models.llada2). Mask token from config or
+    # tokenizer; block_size from config.block_size, else 32 (the official sampler's default).
+    "llada2_moe": FamilySpec("llada2_moe", False, "block", "native", None, ("llada2_moe",), block_size=32),
+    # Generic adapter for other block-diffusion checkpoints (named explicitly: model.family): their own
+    # code, called with a 4-D boolean block-causal mask and position_ids (as SDAR's official code
+    # takes them); rollouts run uncached. block_size from config.block_size, else 4.
+    "block_remote": FamilySpec("block_remote", False, "block", "remote", None, (), block_size=4),
 }
 
 
@@ -73,3 +86,10 @@ def detect_family(model_type: str | None) -> FamilySpec:
         if model_type in spec.model_types:
             return spec
     return FAMILIES["masked_lm"]
+
+
+def block_size_of(spec: FamilySpec, config) -> int | None:
+    """Attention block size of a block-causal model (None for full-attention families)."""
+    if spec.attention != "block":
+        return None
+    return int(getattr(config, "block_size", None) or spec.block_size)

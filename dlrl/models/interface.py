@@ -5,7 +5,9 @@ LM, or either of them wrapped by peft, DDP, DeepSpeed or ``torch.compile`` — a
 
 * ``logits(input_ids [B, L], attention_mask [B, L] | None) → [B, L, V]``, always *aligned*:
   position i scores token i, whatever the family's native convention (``shifted``);
-* ``mask_token_id``, ``eos_token_id``, ``pad_token_id``, ``vocab_size``, ``shifted``.
+* ``mask_token_id``, ``eos_token_id``, ``pad_token_id``, ``vocab_size``, ``shifted``;
+* for block-diffusion families: ``block_causal``, ``block_size``, ``block_logits(ids, 4-D mask,
+  positions, index)`` and ``supports_block_cache``.
 """
 
 from __future__ import annotations
@@ -75,6 +77,18 @@ class MaskedDLM:
         return isinstance(self.core, LLaDAModelLM)
 
     @property
+    def block_causal(self) -> bool:
+        """True for block-diffusion families (attention causal across blocks)."""
+        return self.family.attention == "block"
+
+    @property
+    def block_size(self) -> int | None:
+        """Tokens per attention block of a block-causal model, else None."""
+        from dlrl.models.families import block_size_of
+
+        return block_size_of(self.family, getattr(self.core, "config", None))
+
+    @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
 
@@ -105,6 +119,34 @@ class MaskedDLM:
             if keep:
                 logits = logits[:, 1:] if keep > logits_to_keep else logits
         return logits
+
+    @property
+    def supports_block_cache(self) -> bool:
+        """True when the exact finished-block KV cache is available (dlrl's native block models)."""
+        return self.block_causal and bool(getattr(self.core, "dlrl_block_cache", False))
+
+    def block_logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        logits_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Block-causal forward with an explicit boolean mask [B, 1, L, L] and positions [B, L] →
+        logits [B, n, V] at the positions ``logits_index`` (long [n]).
+
+        Native models compute the LM head at those positions only; any other block model (the
+        generic adapter, e.g. remote code) is called as ``module(input_ids=…, attention_mask=4-D
+        bool, position_ids=…)`` — the form SDAR's official code takes — and sliced afterwards."""
+        if self.family.loader == "native":
+            out = self.module(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                logits_index=logits_index,
+            )  # fmt: skip
+            return out.logits if hasattr(out, "logits") else out[0]
+        out = self.module(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+        logits = out.logits if hasattr(out, "logits") else out[0]
+        return logits.index_select(1, logits_index)
 
     def forward_cached(self, input_ids: torch.Tensor, **kwargs):
         """Native forward with KV-cache arguments (see ``LLaDAModelLM.forward``)."""

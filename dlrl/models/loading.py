@@ -15,10 +15,11 @@ from pathlib import Path
 from dlrl.errors import DLRLError
 from dlrl.models.families import FamilySpec, detect_family, get_family, require_masked
 from dlrl.models.interface import MaskedDLM, output_vocab_size
-from dlrl.models.run_dirs import TINY_ALIASES, WEIGHT_FILES, ModelSource, resolve_source
+from dlrl.models.run_dirs import TINY_ALIASES, TINY_BLOCK_ALIASES, WEIGHT_FILES, ModelSource, resolve_source
 
 __all__ = [
     "TINY_ALIASES",
+    "TINY_BLOCK_ALIASES",
     "WEIGHT_FILES",
     "end_token_ids",
     "load_model",
@@ -202,9 +203,7 @@ def _load_module(p: Path, spec: FamilySpec, dtype, **extra):
         kwargs["dtype"] = dtype
     try:
         if spec.loader == "native":
-            from dlrl.models.llada import LLaDAModelLM
-
-            return LLaDAModelLM.from_pretrained(str(p), **kwargs)
+            return _native_class(spec).from_pretrained(str(p), **kwargs)
         if spec.loader == "remote":
             from transformers import AutoModel
 
@@ -223,6 +222,21 @@ def _load_module(p: Path, spec: FamilySpec, dtype, **extra):
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _native_class(spec: FamilySpec):
+    """dlrl's own implementation of a ``loader="native"`` family."""
+    if spec.name == "sdar":
+        from dlrl.models.sdar import SDARForCausalLM
+
+        return SDARForCausalLM
+    if spec.name == "llada2_moe":
+        from dlrl.models.llada2 import LLaDA2MoeModelLM
+
+        return LLaDA2MoeModelLM
+    from dlrl.models.llada import LLaDAModelLM
+
+    return LLaDAModelLM
 
 
 def _first(value):

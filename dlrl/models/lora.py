@@ -15,12 +15,34 @@ LLADA_REFERENCE_LORA_TARGETS = r".*\.blocks\.\d+\.(q_proj|k_proj|v_proj|up_proj)
 #: Named target sets for ``lora.target_modules``; anything else goes to peft unchanged.
 LORA_TARGET_SETS = {"all": LLADA_LORA_TARGETS, "reference": LLADA_REFERENCE_LORA_TARGETS}
 
+# The same for SDAR / Qwen3-style bodies (attention and MLP projections, not ``lm_head``).
+SDAR_LORA_TARGETS = (
+    r".*\.layers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))"
+)
+
+
+# LLaDA2.x: fused attention projections and every dense/expert/shared-expert MLP projection (the
+# router ``mlp.gate`` is not a Linear and stays frozen).
+LLADA2_LORA_TARGETS = (
+    r".*\.layers\.\d+\.(attention\.(query_key_value|dense)"
+    r"|mlp\.((experts\.\d+|shared_experts)\.)?(gate_proj|up_proj|down_proj))"
+)
+
+
+def default_lora_targets(model) -> str:
+    """Every block projection of ``model``'s architecture (LLaDA's names unless SDAR or LLaDA2.x)."""
+    from dlrl.models.interface import unwrap_model
+
+    model_type = getattr(getattr(unwrap_model(model), "config", None), "model_type", None)
+    return {"sdar": SDAR_LORA_TARGETS, "llada2_moe": LLADA2_LORA_TARGETS}.get(model_type, LLADA_LORA_TARGETS)
+
 
 @dataclass
 class LoraSettings:
-    """Recipe ``lora:`` section. ``target_modules``: ``all`` (default: the 7 block projections of
-    LLaDA), ``reference`` (q, k, v, up_proj: what d1/wd1/IGPO effectively adapt), or peft's own
-    form (a regex or a list of module-name suffixes)."""
+    """Recipe ``lora:`` section. ``target_modules``: None (default) → every block projection of the
+    model's architecture (:func:`default_lora_targets`); ``all`` (LLaDA's 7 block projections) or
+    ``reference`` (q, k, v, up_proj: what d1/wd1/IGPO effectively adapt on LLaDA); or peft's own form
+    (a regex or a list of module-name suffixes)."""
 
     r: int = 16
     alpha: int = 32
@@ -28,10 +50,11 @@ class LoraSettings:
     target_modules: str | list[str] | None = None
 
 
-def resolve_targets(target_modules: str | list[str] | None):
-    """``None``/a set name → its regex; a regex or list passes through to peft."""
+def resolve_targets(target_modules: str | list[str] | None, model=None):
+    """``None`` → the architecture's projections; a set name → its regex; a regex or list passes
+    through to peft."""
     if target_modules is None:
-        return LLADA_LORA_TARGETS
+        return default_lora_targets(model) if model is not None else LLADA_LORA_TARGETS
     if isinstance(target_modules, str):
         return LORA_TARGET_SETS.get(target_modules, target_modules)
     return target_modules
@@ -51,7 +74,7 @@ def apply_lora(model, settings=None, **overrides):
         for key, value in overrides.items():
             setattr(config, key, value)
         if getattr(config, "target_modules", None) is None:
-            config.target_modules = LLADA_LORA_TARGETS
+            config.target_modules = default_lora_targets(model)
         return get_peft_model(model, config)
     s = settings or LoraSettings()
     for key, value in overrides.items():
@@ -60,7 +83,7 @@ def apply_lora(model, settings=None, **overrides):
         r=s.r,
         lora_alpha=s.alpha,
         lora_dropout=s.dropout,
-        target_modules=resolve_targets(s.target_modules),
+        target_modules=resolve_targets(s.target_modules, model),
         bias="none",
     )
     return get_peft_model(model, config)

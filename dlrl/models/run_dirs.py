@@ -2,7 +2,7 @@
 
 ``resolve_source(path)`` → :class:`ModelSource` (base model location + optional LoRA adapter):
 
-* ``tiny`` → the embedded model;
+* ``tiny`` → the embedded model; ``tiny-sdar`` / ``tiny-llada2`` → random tiny block-diffusion models;
 * a directory with ``config.json`` and weights → that model;
 * a peft adapter directory (``adapter_config.json``) → its ``base_model_name_or_path`` + the adapter;
 * a training run ``RUN/`` → ``RUN/model`` if present (the final model), else its newest ``checkpoint-N``;
@@ -34,6 +34,13 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 TINY_ALIASES = ("tiny", "dlrl:tiny")
+# Random tiny block-diffusion models (embedded tokenizer), built on first use: alias → arch.
+TINY_BLOCK_ALIASES = {
+    "tiny-sdar": "sdar",
+    "dlrl:tiny-sdar": "sdar",
+    "tiny-llada2": "llada2",
+    "dlrl:tiny-llada2": "llada2",
+}
 ADAPTER_CONFIG = "adapter_config.json"
 RUN_METADATA = "dlrl_checkpoint.json"  # written by dlrl.trainer.final_model
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
@@ -77,6 +84,10 @@ def resolve_source(path: str | os.PathLike, *, revision: str | None = None) -> M
     text = str(path)
     if text in TINY_ALIASES:
         return ModelSource(TINY_DIR)
+    if text in TINY_BLOCK_ALIASES:
+        from dlrl.models.tiny import tiny_block_dir
+
+        return ModelSource(tiny_block_dir(TINY_BLOCK_ALIASES[text]))
     p = Path(text).expanduser()
     if not p.exists():
         if looks_like_repo_id(text):

@@ -65,6 +65,7 @@ class BlockRunner:
         self.dlm, self.cfg, self.P, self.graphs = dlm, cfg, prompt_length, graphs
         self.bucket = bucket
         self.nfe = 0
+        self.active_rows = None  # set by the engine; this runner keeps no per-row state
         self._options = graph_key(cfg)
         self.logits_dtype = _head_dtype(dlm)
 

@@ -8,6 +8,10 @@ right; block b runs ``S = steps / num_blocks`` steps, step s commits ``counts[b,
 (:mod:`dlrl.rollout.schedule`) chosen by the remasking rule (:mod:`dlrl.rollout.strategies`).
 Global step index of block b, step s = ``b * S + s`` (recorded in ``unmask_step``).
 
+Block-diffusion models (``MaskedDLM.block_causal``) are denoised by
+:class:`dlrl.rollout.block_causal.BlockCausalRunner` (exact finished-block KV cache) instead of
+:class:`dlrl.rollout.denoise.BlockRunner`; schedule, remasking, noise and EOS handling are shared.
+
 EOS: with ``stop_at_eos`` a row is finished once the completion up to the end of the current
 block (which is fully committed) contains EOS; it takes no further steps, and its still-masked
 later positions are set to EOS, recorded at the row's last step. Fixed tokens are never touched.
@@ -22,6 +26,7 @@ import torch
 from dlrl.errors import ConfigError
 from dlrl.models import as_masked_dlm
 from dlrl.models.llada import LLaDAModelLM
+from dlrl.rollout.block_causal import BlockCausalRunner
 from dlrl.rollout.cache import Canvas
 from dlrl.rollout.config import RolloutConfig
 from dlrl.rollout.cuda_graphs import GraphCache, bucket_batch, bucket_prompt, graph_cache_of, plan_capture
@@ -102,9 +107,10 @@ class RolloutEngine:
         G = cfg.gen_length
         fixed_ids, fixed_mask = check_fixed(dlm, fixed_ids, fixed_mask, B, G, device)
         seeds = row_seeds(seed, B, device)
-        if cfg.cache != "none" and not dlm.supports_kv_cache:
+        if cfg.cache != "none" and not (dlm.supports_kv_cache or dlm.block_causal):
             raise ConfigError(f"cache={cfg.cache!r} needs the native LLaDA model; use cache='none'")
-        bucket = self._capture_bucket(cfg, B, P0, device)
+        # block-causal models run eagerly (CUDA-graph capture of their step is not implemented yet)
+        bucket = None if dlm.block_causal else self._capture_bucket(cfg, B, P0, device)
         if bucket is not None:  # round the prompt width up so batches of similar prompts share graphs
             input_ids, prompt_mask = _left_pad(
                 input_ids, prompt_mask, bucket_prompt(P0, G, max_length(dlm)), dlm.pad_token_id
@@ -119,7 +125,10 @@ class RolloutEngine:
         native = isinstance(dlm.core, LLaDAModelLM)
         canvas = Canvas.build(prompt_mask, G, cfg.cfg_scale > 0, native)
 
-        run = BlockRunner(dlm, cfg, P, self.graphs if bucket is not None else None, bucket)
+        if dlm.block_causal:  # exact finished-block cache (dlrl.rollout.block_causal)
+            run = BlockCausalRunner(dlm, cfg, P)
+        else:
+            run = BlockRunner(dlm, cfg, P, self.graphs if bucket is not None else None, bucket)
         done = torch.zeros(B, dtype=torch.bool)
         bar = _progress(cfg)
         for b in range(cfg.num_blocks):
@@ -131,6 +140,7 @@ class RolloutEngine:
             xa = x[idx] if subset else x
             ua = unmask[idx] if subset else unmask
             sa = seeds[idx] if subset else seeds
+            run.active_rows = idx if subset else None  # the block-causal cache follows its rows
             last = run.block(b, xa, ua, _select_rows(canvas, idx, B) if subset else canvas, sa, bar)
             if subset:
                 x[idx], unmask[idx] = xa, ua

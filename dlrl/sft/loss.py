@@ -116,8 +116,11 @@ def sft_loss(
     noisy, masked = mask_tokens(input_ids, maskable, t, dlm.mask_token_id, generator)
     # All-ones masks are dropped: the native model then skips building an attention bias.
     attn = None if attention_mask is None or bool(attention_mask.all()) else attention_mask
-    logits = dlm.logits(noisy, attn)
-    loss, ce = weighted_masked_ce(logits, input_ids, masked, t, maskable.sum(dim=1))
+    if dlm.block_causal:  # block diffusion: noisy blocks attend to the clean earlier blocks
+        loss, ce = _block_loss(dlm, noisy, input_ids, real, masked, maskable, t, mode)
+    else:
+        logits = dlm.logits(noisy, attn)
+        loss, ce = weighted_masked_ce(logits, input_ids, masked, t, maskable.sum(dim=1))
     n = int(masked.sum())
     return SFTLossOutput(
         loss=loss,
@@ -125,3 +128,20 @@ def sft_loss(
         mean_ratio=float(t.float().mean()),
         masked_nll=float(ce.detach().sum() / max(n, 1)),
     )
+
+
+def _block_loss(dlm, noisy, input_ids, real, masked, maskable, t, mode: str):
+    """The same loss for a block-causal model, from the two-stream [noisy | clean] forward of the
+    response columns (:mod:`dlrl.likelihood.block`; SDAR/BD3-LM training form). Prompts are never
+    noised (``sft`` mode only); the prompt width is where every row's response starts."""
+    from dlrl.likelihood.block import block_completion_logits
+
+    if mode != "sft":
+        raise ConfigError(f"mode={mode!r} is not implemented for block-diffusion models; valid: sft")
+    starts = maskable.any(0).nonzero()
+    P = int(starts[0]) if starts.numel() else input_ids.shape[1]
+    logits = block_completion_logits(dlm, noisy, real, input_ids[:, P:])
+    loss, ce_tail = weighted_masked_ce(logits, input_ids[:, P:], masked[:, P:], t, maskable.sum(dim=1))
+    ce = ce_tail.new_zeros(input_ids.shape)
+    ce[:, P:] = ce_tail
+    return loss, ce
