@@ -67,6 +67,7 @@ class ArmResult:
 
 def run_arm(algorithm: str, seed: int, steps: int, out_dir: Path, extra: tuple[str, ...] = ()) -> ArmResult:
     """Train one arm and read its per-rollout metrics back from ``metrics.jsonl``."""
+    from dlrl.tasks import recipe_problems
     from dlrl.train import build_trainer, prepare_recipe
 
     t0 = time.perf_counter()
@@ -74,7 +75,7 @@ def run_arm(algorithm: str, seed: int, steps: int, out_dir: Path, extra: tuple[s
     if algorithm != "igpo":  # the recipe's algorithm_options are IGPO's own
         overrides.append("algorithm_options={}")
     recipe, config, funcs = prepare_recipe(_RECIPE, [*overrides, *SHARED, *extra])
-    build_trainer(recipe, config, funcs).train()
+    build_trainer(recipe, config, funcs, records=recipe_problems(recipe.dataset)).train()
     rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     per_rollout = rows[:: config.num_iterations]  # rollout metrics repeat for the μ steps that reuse it
     return ArmResult(

@@ -132,7 +132,15 @@ def make_splits(
     )
 
 
+def recipe_problems(spec) -> list[dict]:
+    """The first ``spec.num_samples`` problems of ``spec.task``'s stream (a recipe's ``dataset``),
+    held-out set included: for training-dynamics measurements (learning tests, ``bench igpo``) that
+    evaluate nothing held out, on the fixed draw their margins were measured on."""
+    return make_dataset(spec.task, spec.num_samples or 256, seed=spec.seed, **(spec.task_options or {}))
+
+
 __all__ = [
+    "recipe_problems",
     "TASKS",
     "Task",
     "get_task",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dlrl.tasks import recipe_problems
 from dlrl.train import build_trainer, prepare_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def test_tiny_recipe_raises_task_accuracy(algo, tmp_path):
             [*FAST, f"learning_rate={LEARNING_RATE[algo]}", f"output_dir={out}", f"seed={seed}"],
         )
         assert config.algorithm == algo and config.num_iterations == 2  # μ > 1: the π_old pass is exercised
-        build_trainer(recipe, config, funcs).train()
+        build_trainer(recipe, config, funcs, records=recipe_problems(recipe.dataset)).train()
         acc = accuracy_per_rollout(out, 2)
         # 4 rollouts = two passes over the 16 problems, so both means see every problem equally
         gains.append((sum(acc[:4]) / 4, sum(acc[-4:]) / 4, acc))
