@@ -99,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     train, test = make_splits(ds.task, ds.num_samples or 256, a.eval_n, seed=ds.seed, **options)
     trainer = build_trainer(recipe, config, funcs, records=train)
     params = sum(p.numel() for p in trainer.model.parameters())
-    sft = info.get("recipe", {})
+    tasks = " + ".join(t for t in (info.get("task"), (info.get("second_stage") or {}).get("task")) if t)
     print(
         f"dlrl demo: {config.algorithm} RL on the embedded tiny LLaDA"
         + f" ({params / 1e6:.1f}M parameters"
         + (
-            f", masked-SFT'd by `make tiny-model` on {sft.get('num_train')} {info.get('task')} demonstrations)"
+            f", masked-SFT'd by `make tiny-model` on {tasks} demonstrations)"
             if info.get("trained")
             else ", random init)"
         )

@@ -1,4 +1,4 @@
-"""Seeded synthetic tasks (no downloads): countdown, sudoku, arithmetic, code.
+"""Seeded synthetic tasks (no downloads): countdown, sudoku, arithmetic, code, largest.
 
 ``make_dataset(name, n, seed, **options) -> list[dict]`` returns records with
 
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dlrl.errors import ConfigError
-from dlrl.tasks import arithmetic, code_tasks, countdown, sudoku
+from dlrl.tasks import arithmetic, code_tasks, countdown, largest, sudoku
 from dlrl.tasks._format import prompt_text
 
 
@@ -45,6 +45,8 @@ TASKS: dict[str, Task] = {
                    "rewards/sudoku.py:sudoku_reward", "4x4 / 9x9 Sudoku with a unique solution"),
     "code": Task("code", code_tasks.CodeOptions, code_tasks.generate,
                  "rewards/code.py:code_reward", "one-line Python functions with assert tests"),
+    "largest": Task("largest", largest.LargestOptions, largest.generate,
+                    "rewards/math.py:accuracy_reward", "pick the largest of a few numbers"),
 }  # fmt: skip
 
 

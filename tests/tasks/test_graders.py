@@ -6,7 +6,7 @@ import pytest
 from dlrl.evaluation.accuracy import load_graders, score
 from dlrl.tasks import TASKS, get_task, make_dataset
 
-SIZES = {"arithmetic": 8, "countdown": 8, "sudoku": 6, "code": 4}
+SIZES = {"arithmetic": 8, "countdown": 8, "sudoku": 6, "code": 4, "largest": 8}
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

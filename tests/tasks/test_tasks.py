@@ -14,6 +14,7 @@ COLUMNS = {
     "countdown": {"numbers", "target", "solution", "reasoning"},
     "sudoku": {"puzzle", "solution", "size", "num_empty", "reasoning"},
     "code": {"tests", "entry_point", "solution"},
+    "largest": {"solution", "numbers"},
 }
 
 
@@ -132,6 +133,29 @@ def test_answer_slip_changes_only_the_stated_answer():
     assert 0.55 < len(off) / len(slipped) < 0.75
     with pytest.raises(ConfigError, match="answer_slip"):
         make_dataset("arithmetic", 1, answer_slip=1.5)
+
+
+def test_largest_answer_and_its_slip():
+    clean = make_dataset("largest", 400, seed=0)
+    slipped = make_dataset("largest", 400, seed=0, answer_slip=0.6)
+    assert [r["prompt"] for r in clean] == [r["prompt"] for r in slipped]
+    for c, r in zip(clean, slipped):
+        ranked = sorted(r["numbers"], reverse=True)
+        assert len(set(r["numbers"])) == 4 and r["solution"] == str(ranked[0])
+        assert c["completion"] == f"<answer>\n{ranked[0]}\n</answer>"
+        assert r["completion"] in (c["completion"], f"<answer>\n{ranked[1]}\n</answer>")
+    off = sum(c["completion"] != r["completion"] for c, r in zip(clean, slipped)) / 400
+    assert 0.5 < off < 0.7
+    # per question, not per draw: the same question slips the same way in another seed's records
+    again = {
+        prompt_text(r["prompt"]): r["completion"] for r in make_dataset("largest", 4000, 1, answer_slip=0.6)
+    }
+    shared = [r for r in slipped if prompt_text(r["prompt"]) in again]
+    assert all(again[prompt_text(r["prompt"])] == r["completion"] for r in shared)
+    with pytest.raises(ConfigError, match="answer_slip"):
+        make_dataset("largest", 1, answer_slip=-0.1)
+    with pytest.raises(ConfigError, match="count"):
+        make_dataset("largest", 1, count=1)
 
 
 def test_unknown_task_is_loud():
