@@ -12,23 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dlrl.errors import ConfigError
+from dlrl.registry import Registry
 
-ROLLOUT_BACKENDS: dict[str, Callable] = {}
+ROLLOUT_BACKENDS: Registry[Callable] = Registry("rollout backend", "rollout_backend")
 
 
 def register_backend(name: str, fn: Callable) -> Callable:
-    ROLLOUT_BACKENDS[name] = fn
-    return fn
+    """Register ``fn`` as ``name`` (loud if the name is taken by another callable)."""
+    return ROLLOUT_BACKENDS.add(name, fn)
 
 
 def get_backend(name: str) -> Callable:
-    if not ROLLOUT_BACKENDS:
+    """The backend ``name``; ``dlrl`` (the engine) is always there, also when a user registered
+    another backend first. An unknown name is a one-line error listing the registered ones."""
+    if "dlrl" not in ROLLOUT_BACKENDS:  # lazily: dlrl.rollout imports this module
         from dlrl.rollout import generate
 
         register_backend("dlrl", generate)
-    if name not in ROLLOUT_BACKENDS:
-        raise ConfigError(
-            f"rollout_backend={name!r} is not registered; registered: {', '.join(ROLLOUT_BACKENDS)}"
-        )
     return ROLLOUT_BACKENDS[name]
