@@ -1,4 +1,8 @@
 import importlib.util
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +50,19 @@ def toy_reward():
 
 def params_snapshot(model):
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def launch_two_cpu_ranks(stage: str, recipe: Path, *extra: str) -> None:
+    """``accelerate launch --config_file recipes/accelerate/{stage}.yaml --num_processes 2 -m dlrl
+    recipe`` on CPU (gloo), exactly as users run it; fails with the launcher's stderr tail."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(ROOT / "recipes" / "accelerate" / f"{stage}.yaml"), "--num_processes", "2",
+        "--main_process_port", str(port), "-m", "dlrl", str(recipe), *extra,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]

@@ -2,15 +2,11 @@
 ``accelerate launch --config_file recipes/accelerate/zero{2,3}.yaml --num_processes 2 -m dlrl recipe``."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.trainer.conftest import launch_two_cpu_ranks
 
 RECIPE = """algorithm: coupled_grpo
 model: {{path: tiny}}
@@ -34,24 +30,11 @@ disable_tqdm: true
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(tmp_path: Path, stage: str, recipe: str, name: str = "run") -> list[dict]:
     """Run ``recipe`` on 2 CPU ranks with the shipped accelerate config; return its metrics rows."""
     pytest.importorskip("deepspeed")
     (tmp_path / f"{name}.yaml").write_text(recipe.format(out=tmp_path / name))
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(ROOT / "recipes" / "accelerate" / f"{stage}.yaml"), "--num_processes", "2",
-        "--main_process_port", str(_free_port()), "-m", "dlrl", str(tmp_path / f"{name}.yaml"),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    launch_two_cpu_ranks(stage, tmp_path / f"{name}.yaml")
     assert (tmp_path / name / "checkpoint-2" / "trainer_state.json").is_file()
     return [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
 

@@ -2,15 +2,12 @@
 "cpu:0"). Two launches, as users run them: one step, then resume to two."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.trainer.conftest import launch_two_cpu_ranks
+
 RECIPE = """algorithm: coupled_grpo
 model: {{path: tiny}}
 dataset: {{task: arithmetic, num_samples: 16}}
@@ -32,21 +29,8 @@ disable_tqdm: true
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(recipe: Path, *extra: str) -> None:
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(ROOT / "recipes" / "accelerate" / "zero2.yaml"), "--num_processes", "2",
-        "--main_process_port", str(_free_port()), "-m", "dlrl", str(recipe), *extra,
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    launch_two_cpu_ranks("zero2", recipe, *extra)
 
 
 @pytest.mark.distributed
